@@ -210,3 +210,17 @@ CREATE TABLE ltv.model_fits (
 );
 COMMENT ON TABLE ltv.model_fits IS 'Every model fit ever run; at most one active fit per model and segment';
 CREATE UNIQUE INDEX model_fits_active_idx ON ltv.model_fits (model, segment) WHERE is_active;
+
+-- ---------------------------------------------------------------------------------------------
+-- Synthetic data: the true parameters the demo generator drew from (for recovery tests)
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE ltv.synthetic_truth (
+    model         text        NOT NULL CHECK (model IN ('sbg', 'bgnbd', 'gamma_gamma')),
+    segment       text        NOT NULL,
+    params        jsonb       NOT NULL,
+    seed          bigint      NOT NULL,
+    suppliers     bigint      NOT NULL,
+    generated_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (model, segment)
+);
+COMMENT ON TABLE ltv.synthetic_truth IS 'True model parameters behind the synthetic demo marketplace (empty for real data)';
