@@ -7,7 +7,9 @@ import logging.config
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from ltv_db.db import resolve_database_url, sqlalchemy_url
+import psycopg
+
+from ltv_db.db import resolve_database_url
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -20,7 +22,13 @@ def _target_url() -> str:
 
 
 def run_migrations_online() -> None:
-    engine = create_engine(sqlalchemy_url(_target_url()), poolclass=pool.NullPool)
+    url = _target_url()
+    # psycopg parses both URLs and key=value conninfo strings; SQLAlchemy only URLs.
+    engine = create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: psycopg.connect(url, application_name="ltv-db migrate"),
+        poolclass=pool.NullPool,
+    )
     with engine.connect() as connection:
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():

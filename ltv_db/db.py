@@ -24,14 +24,6 @@ def resolve_database_url(settings: Settings | None = None, *, start: bool = True
     return cluster.url(settings.database_name)
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The same URL for SQLAlchemy's psycopg 3 dialect (used only by alembic)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
 def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ltv-db") -> psycopg.Connection:
     return psycopg.connect(
         url or resolve_database_url(), autocommit=autocommit, application_name=application

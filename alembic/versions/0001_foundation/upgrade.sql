@@ -91,7 +91,7 @@ CREATE TABLE ltv.customers (
     customer_id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     customer_ref        text        NOT NULL UNIQUE CHECK (customer_ref ~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$'),
     vendor_category     text        NOT NULL REFERENCES ltv.vendor_categories,
-    country             char(2)     NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+    country             text        NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
     region              text,
     acquisition_channel text        NOT NULL REFERENCES ltv.acquisition_channels,
     signed_up_at        timestamptz NOT NULL,
