@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging.config
 
+import psycopg
 from alembic import context
 from sqlalchemy import create_engine, pool
-
-import psycopg
 
 from ltv_db.db import resolve_database_url
 

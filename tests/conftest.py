@@ -80,7 +80,8 @@ def create_database(server_url: str, name: str, template: str | None = None) -> 
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         if template:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+            create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+            conn.execute(create.format(sql.Identifier(name), sql.Identifier(template)))
         else:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return with_dbname(server_url, name)
