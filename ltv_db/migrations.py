@@ -197,12 +197,29 @@ def stale_sql_files() -> list[str]:
     return stale
 
 
-def freeze_sql(revision: str, files: list[str]) -> list[Path]:
-    """Copy ``files`` (relative to sql/) into the revision's frozen directory."""
+def _revision_module(revision: str) -> Path:
     matches = [m for m in _revision_modules() if m.stem == revision or m.stem.startswith(f"{revision}_")]
     if len(matches) != 1:
         raise ValueError(f"no single revision matches {revision!r}")
-    dest_root = matches[0].with_suffix("") / "sql"
+    return matches[0]
+
+
+def declared_sql(revision: str) -> list[str]:
+    """The FROZEN_SQL list a revision module declares."""
+    import importlib.util
+
+    module_path = _revision_module(revision)
+    spec = importlib.util.spec_from_file_location(f"ltv_revision_{module_path.stem}", module_path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return list(module.FROZEN_SQL)
+
+
+def freeze_sql(revision: str, files: list[str] | None = None) -> list[Path]:
+    """Copy ``files`` (relative to sql/; default: the revision's FROZEN_SQL) into its frozen directory."""
+    dest_root = _revision_module(revision).with_suffix("") / "sql"
+    files = declared_sql(revision) if not files else files
     written = []
     for rel in files:
         dest = dest_root / rel

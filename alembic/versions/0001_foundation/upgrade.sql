@@ -203,10 +203,11 @@ CREATE TABLE ltv.model_fits (
     runtime_ms      float8,
     converged       boolean     NOT NULL,
     error           text,
+    purpose         text        NOT NULL DEFAULT 'production' CHECK (purpose IN ('production', 'backtest')),
     is_active       boolean     NOT NULL DEFAULT false,
     fitted_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     -- a failed or non-converged fit can never be the active one
-    CHECK (NOT is_active OR converged)
+    CHECK (NOT is_active OR (converged AND purpose = 'production'))
 );
 COMMENT ON TABLE ltv.model_fits IS 'Every model fit ever run; at most one active fit per model and segment';
 CREATE UNIQUE INDEX model_fits_active_idx ON ltv.model_fits (model, segment) WHERE is_active;
@@ -224,3 +225,29 @@ CREATE TABLE ltv.synthetic_truth (
     PRIMARY KEY (model, segment)
 );
 COMMENT ON TABLE ltv.synthetic_truth IS 'True model parameters behind the synthetic demo marketplace (empty for real data)';
+
+-- The row every LTV function returns (ltv.score_customers, ltv.customer_ltv); see
+-- sql/functions/score_customers.sql for each column's meaning.
+CREATE TYPE ltv.customer_ltv_result AS (
+    customer_id               bigint,
+    vendor_category           text,
+    country                   text,
+    acquisition_channel       text,
+    signed_up_at              timestamptz,
+    subscription_status       text,
+    billing_interval          text,
+    sbg_segment               text,
+    bgnbd_segment             text,
+    net_revenue               numeric,
+    realised_margin           numeric,
+    current_mrr               numeric,
+    predicted_recurring       numeric,
+    predicted_one_off         numeric,
+    total_ltv                 numeric,
+    p_alive                   float8,
+    expected_purchases        float8,
+    expected_remaining_months float8,
+    ltv_low                   numeric,
+    ltv_high                  numeric
+);
+COMMENT ON TYPE ltv.customer_ltv_result IS 'One customer''s LTV: realised margin, predicted recurring and one-off value, P(alive), 80% interval';
