@@ -16,7 +16,39 @@ depends_on = None
 
 # sql/ files this revision installs, in dependency order (frozen under 0001_foundation/sql/).
 FROZEN_SQL = [
+    # numerics and the optimiser
+    "functions/float_helpers.sql",
+    "functions/lgamma.sql",
+    "functions/hyp2f1.sql",
+    "functions/optimizer.sql",
+    # model math
+    "functions/bgnbd_expected_purchases.sql",
+    "functions/bgnbd_p_alive.sql",
+    "functions/gg_expected_spend.sql",
+    "functions/sbg_survival.sql",
+    "functions/sbg_derl.sql",
+    "functions/model_time.sql",
+    "functions/sbg_predictive.sql",
+    "functions/poisson_quantile.sql",
+    # maximum-likelihood fits
+    "functions/fit_sbg.sql",
+    "functions/fit_sbg_lifetimes.sql",
+    "functions/fit_bgnbd.sql",
+    "functions/fit_gamma_gamma.sql",
+    # data plumbing
+    "functions/fx_rate_at.sql",
     "functions/revenue_partitions.sql",
+    # pipeline
+    "functions/customer_history.sql",
+    "functions/subscription_lifetimes.sql",
+    "functions/fit_models.sql",
+    "functions/refit_models.sql",
+    "functions/score_customers.sql",
+    "functions/customer_ltv.sql",
+    "functions/backtest_predictions.sql",
+    "functions/backtest.sql",
+    "functions/formula_ltv.sql",
+    "functions/channel_economics.sql",
 ]
 
 JOBS = [
