@@ -108,3 +108,68 @@ def print_load_summary(conn: psycopg.Connection, console: Console) -> None:
     revenue = fetch(conn, REVENUE_BY_MONTH_KIND, {"since": since})
     render(console, f"Revenue by month and kind (last 12 months, {base})", *revenue)
     render(console, "Active subscriptions by plan", *fetch(conn, ACTIVE_SUBSCRIPTIONS_BY_PLAN))
+
+
+# -- models ---------------------------------------------------------------------------------------
+FITS = """
+SELECT model, segment, n_customers AS n, converged, is_active AS active,
+       round(log_likelihood::numeric, 2) AS log_lik,
+       (SELECT string_agg(key || '=' || round(value::numeric, 4), ' ' ORDER BY key)
+          FROM jsonb_each_text(params) WHERE value ~ '^[0-9.eE+-]+$') AS parameters,
+       round(runtime_ms::numeric) AS ms, left(error, 60) AS error
+FROM ltv.model_fits
+WHERE fit_id = ANY(%(ids)s)
+ORDER BY model, segment
+"""
+
+LTV_BY_CATEGORY_COUNTRY = """
+SELECT vendor_category, country, count(*) AS customers,
+       avg(total_ltv) AS mean_ltv,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY total_ltv) AS median_ltv,
+       sum(realised_margin) AS realised, sum(predicted_recurring) AS recurring,
+       sum(predicted_one_off) AS one_off, sum(total_ltv) AS total
+FROM ltv.score_customers(%(as_of)s)
+GROUP BY GROUPING SETS ((vendor_category, country), (vendor_category), ())
+ORDER BY vendor_category NULLS LAST, country NULLS LAST
+"""
+
+
+def print_fits(conn: psycopg.Connection, console: Console, fit_ids: list[int]) -> None:
+    render(console, "Model fits (ltv.model_fits)", *fetch(conn, FITS, {"ids": fit_ids}))
+
+
+def print_ltv_by_category_country(conn: psycopg.Connection, console: Console, as_of: Any) -> None:
+    """Mean LTV pivot (category × country) and a per-category breakdown, from ltv.score_customers."""
+    base = conn.execute("SELECT base_currency FROM ltv.settings").fetchone()[0]
+    _, rows = fetch(conn, LTV_BY_CATEGORY_COUNTRY, {"as_of": as_of})
+    countries = sorted({r[1] for r in rows if r[1] is not None})
+    mean_by = {(r[0], r[1]): r[3] for r in rows}
+    categories = sorted({r[0] for r in rows if r[0] is not None})
+    pivot = [(c, *(mean_by.get((c, k)) for k in countries), mean_by.get((c, None))) for c in categories]
+    pivot.append(("all", *(None for _ in countries), mean_by.get((None, None))))
+    render(console, f"Mean LTV per supplier by vendor category and country ({base}, gross margin)",
+           ["category", *countries, "all"], pivot)
+    breakdown = [
+        (r[0] or "all", r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows if r[1] is None
+    ]
+    render(console, f"LTV by vendor category ({base}): realised + predicted recurring + predicted one-off",
+           ["category", "suppliers", "mean", "median", "realised", "recurring", "one-off", "total"], breakdown)
+
+
+def print_customer_ltv(console: Console, value: Any, base_currency: str) -> None:
+    from dataclasses import asdict
+
+    rows = [(k, v) for k, v in asdict(value).items()]
+    render(console, f"LTV of {value.customer_ref} ({base_currency}, gross margin)", ["field", "value"], rows)
+
+
+def print_backtest(console: Console, rows: list[dict[str, Any]], cutoff: str, horizon: int) -> None:
+    columns = ["segment", "customers", "predicted", "actual", "accuracy", "mae", "rank_corr",
+               "pred_tx", "actual_tx"]
+    out = [
+        (r["segment"], r["customers"], r["predicted"], r["actual"],
+         None if r["accuracy"] is None else f"{r['accuracy']:.1%}", r["mae"], r["rank_correlation"],
+         r["predicted_purchases"], r["actual_purchases"])
+        for r in rows
+    ]
+    render(console, f"Backtest: fit before {cutoff}, predict net revenue for {horizon} months", columns, out)

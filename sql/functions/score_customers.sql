@@ -86,24 +86,35 @@ recurring_value AS (
     FROM recurring r CROSS JOIN settings s
 ),
 one_off AS (
-    SELECT w.customer_id,
-           (w.bg->>'r')::float8 AS r, (w.bg->>'alpha')::float8 AS alpha,
-           (w.bg->>'a')::float8 AS a, (w.bg->>'b')::float8 AS b,
-           w.x, w.t_x, w.t_cal,
+    -- recency and age to whole days: the data are daily, and identical inputs are then
+    -- evaluated once (one_off_evaluated) however many customers share them
+    SELECT w.customer_id, w.bg, w.x,
+           round(w.t_x * 30.4375) / 30.4375 AS t_x,
+           round(w.t_cal * 30.4375) / 30.4375 AS t_cal,
            CASE WHEN w.gg IS NULL THEN NULL
                 ELSE ltv.gg_expected_spend((w.gg->>'p')::float8, (w.gg->>'q')::float8, (w.gg->>'v')::float8,
-                                           w.x, coalesce(w.mean_one_off, 0)) END AS spend,
-           w.bg IS NOT NULL AS scored
+                                           w.x, coalesce(w.mean_one_off, 0)) END AS spend
     FROM with_fits w
 ),
+one_off_distinct AS (
+    SELECT DISTINCT o.bg, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg IS NOT NULL
+),
+one_off_evaluated AS (
+    SELECT d.bg, d.x, d.t_x, d.t_cal,
+           ltv.bgnbd_p_alive(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal) AS p_alive,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon / 3.0) AS e1,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, 2 * s.horizon / 3.0) AS e2,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon) AS e3
+    FROM one_off_distinct d
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT (d.bg->>'r')::float8 AS r, (d.bg->>'alpha')::float8 AS alpha,
+                               (d.bg->>'a')::float8 AS a, (d.bg->>'b')::float8 AS b) p
+),
 one_off_purchases AS (
-    SELECT o.customer_id, o.spend, o.scored,
-           CASE WHEN o.scored THEN ltv.bgnbd_p_alive(o.r, o.alpha, o.a, o.b, o.x, o.t_x, o.t_cal) END AS p_alive,
-           CASE WHEN o.scored THEN ltv.bgnbd_expected_purchases(o.r, o.alpha, o.a, o.b, o.x, o.t_x, o.t_cal, s.horizon / 3.0) END AS e1,
-           CASE WHEN o.scored THEN ltv.bgnbd_expected_purchases(o.r, o.alpha, o.a, o.b, o.x, o.t_x, o.t_cal, 2 * s.horizon / 3.0) END AS e2,
-           CASE WHEN o.scored THEN ltv.bgnbd_expected_purchases(o.r, o.alpha, o.a, o.b, o.x, o.t_x, o.t_cal, s.horizon) END AS e3,
-           s.horizon, s.rate_month, s.margin_one
-    FROM one_off o CROSS JOIN settings s
+    SELECT o.customer_id, o.spend, e.p_alive, e.e1, e.e2, e.e3, s.horizon, s.rate_month, s.margin_one
+    FROM one_off o
+    CROSS JOIN settings s
+    LEFT JOIN one_off_evaluated e ON e.bg = o.bg AND e.x = o.x AND e.t_x = o.t_x AND e.t_cal = o.t_cal
 ),
 one_off_value AS (
     SELECT p.customer_id, p.p_alive, p.e3 AS expected_purchases,
