@@ -12,7 +12,8 @@ AS $$
 SELECT CASE
     WHEN p_currency = s.base_currency THEN 1::numeric
     ELSE (SELECT r.rate FROM ltv.fx_rates r
-          WHERE r.currency = p_currency
+          -- cast: comparing the char(3) column with text would defeat the primary-key index
+          WHERE r.currency = p_currency::char(3)
             AND r.day <= p_day AND r.day >= p_day - s.fx_max_staleness_days
           ORDER BY r.day DESC
           LIMIT 1)

@@ -2,7 +2,10 @@
 -- the number of billing periods it paid for and whether its churn was observed by the cutoff.
 -- This is the input of the shifted-beta-geometric fit: a churned subscription that paid t
 -- periods contributes P(T = t); one still running after t periods contributes P(T ≥ t).
--- A cancellation known by the cutoff counts as churn even when the paid period runs on.
+-- Churn is observed when the subscription has ended by the cutoff. A cancellation whose paid
+-- period is still running is censored here: counting it as churn would bias the fit, because
+-- the subscribers who will leave at this renewal are then partly known in advance while
+-- those who will stay are not (scoring still uses the cancellation: no further payments).
 
 CREATE OR REPLACE FUNCTION ltv.subscription_lifetimes(p_cutoff timestamptz)
 RETURNS TABLE (
@@ -21,7 +24,7 @@ SELECT s.customer_id, s.subscription_id, c.vendor_category, p.billing_interval,
             -- ended exactly at the end of its last paid period: that instant starts no period
             THEN greatest(ltv.billing_periods_started(p.billing_interval, s.started_at, s.ended_at - interval '1 microsecond'), 1)
             ELSE ltv.billing_periods_started(p.billing_interval, s.started_at, p_cutoff) END,
-       coalesce(s.ended_at <= p_cutoff OR s.cancelled_at <= p_cutoff, false)
+       coalesce(s.ended_at <= p_cutoff, false)
 FROM ltv.subscriptions s
 JOIN ltv.plans p USING (plan_code)
 JOIN ltv.customers c USING (customer_id)

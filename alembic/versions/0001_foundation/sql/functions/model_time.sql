@@ -15,16 +15,33 @@ COMMENT ON FUNCTION ltv.months_between(timestamptz, timestamptz) IS
 
 CREATE OR REPLACE FUNCTION ltv.billing_periods_started(p_interval text, p_started timestamptz, p_at timestamptz)
 RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, ltv
-RETURN CASE
-    WHEN p_at < p_started THEN 0
-    ELSE 1 + CASE p_interval
-        WHEN 'month' THEN (extract(year FROM age(p_at AT TIME ZONE 'UTC', p_started AT TIME ZONE 'UTC')) * 12
-                         + extract(month FROM age(p_at AT TIME ZONE 'UTC', p_started AT TIME ZONE 'UTC')))::integer
-        WHEN 'year' THEN extract(year FROM age(p_at AT TIME ZONE 'UTC', p_started AT TIME ZONE 'UTC'))::integer
-    END
+AS $$
+DECLARE
+    v_months_per_period integer := CASE p_interval WHEN 'month' THEN 1 WHEN 'year' THEN 12 END;
+    v_start timestamp := p_started AT TIME ZONE 'UTC';
+    v_at    timestamp := p_at AT TIME ZONE 'UTC';
+    v_age   interval;
+    v_whole integer;
+BEGIN
+    IF v_months_per_period IS NULL THEN
+        RAISE EXCEPTION 'ltv.billing_periods_started: interval must be month or year, got %', p_interval
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_at < v_start THEN
+        RETURN 0;
+    END IF;
+    v_age := age(v_at, v_start);
+    v_whole := ((extract(year FROM v_age) * 12 + extract(month FROM v_age))::integer) / v_months_per_period;
+    -- age() counts 31 Jan -> 29 Feb as 29 days, but the renewal clamps to 29 Feb: one more
+    -- period has started when the clamped renewal date is already reached.
+    IF v_start + make_interval(months => (v_whole + 1) * v_months_per_period) <= v_at THEN
+        v_whole := v_whole + 1;
+    END IF;
+    RETURN v_whole + 1;
 END;
+$$;
 
 COMMENT ON FUNCTION ltv.billing_periods_started(text, timestamptz, timestamptz) IS
     'How many billing periods (month or year) of a subscription started at p_started have begun by p_at (UTC calendar)';
