@@ -5,6 +5,13 @@
 -- while the default holds rows of its range). Rows are moved child-to-child, so the parent's
 -- statement triggers (live statistics, audit) see no change: the money did not move.
 --
+-- ltv.create_revenue_partition is SECURITY DEFINER (owned by ltv_admin, search_path pinned)
+-- so that ingestion (ltv_writer) can create the month it is about to load without CREATE on
+-- schema ltv. Running as the owner, it must not touch anything the caller controls: stranded
+-- rows go to a temporary table it creates itself under an unguessable name (a caller-created
+-- pg_temp table with a trigger would otherwise run the caller's code as the owner), and the
+-- temporary table is only made when the default partition holds rows of that month.
+--
 -- ltv.maintain_revenue_partitions() is what pg_cron runs: it creates the partitions from the
 -- current month to settings.partition_months_ahead months ahead, and one for every month that
 -- has rows stranded in the default partition.
@@ -12,13 +19,15 @@
 CREATE OR REPLACE FUNCTION ltv.create_revenue_partition(p_month date)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, ltv
+SECURITY DEFINER
+SET search_path = pg_catalog, ltv, pg_temp
 AS $$
 DECLARE
     v_month      date := date_trunc('month', p_month)::date;
     v_name       text := format('revenue_events_p%s', to_char(v_month, 'YYYY_MM'));
     v_lower      timestamptz := v_month::timestamp AT TIME ZONE 'UTC';
     v_upper      timestamptz := (v_month + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+    v_stash      text;
 BEGIN
     IF to_regclass(format('ltv.%I', v_name)) IS NOT NULL THEN
         RETURN false;
@@ -29,20 +38,24 @@ BEGIN
         RETURN false;
     END IF;
 
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.stranded_revenue_events
-        (LIKE ltv.revenue_events) ON COMMIT DROP;
-    TRUNCATE pg_temp.stranded_revenue_events;
-    WITH moved AS (
-        DELETE FROM ltv.revenue_events_default
-        WHERE occurred_at >= v_lower AND occurred_at < v_upper
-        RETURNING *
-    )
-    INSERT INTO pg_temp.stranded_revenue_events SELECT * FROM moved;
+    IF EXISTS (SELECT FROM ltv.revenue_events_default
+               WHERE occurred_at >= v_lower AND occurred_at < v_upper) THEN
+        v_stash := format('stranded_revenue_events_%s', replace(gen_random_uuid()::text, '-', ''));
+        EXECUTE format('CREATE TEMP TABLE %I (LIKE ltv.revenue_events) ON COMMIT DROP', v_stash);
+        EXECUTE format(
+            'WITH moved AS (DELETE FROM ltv.revenue_events_default'
+            '               WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *)'
+            ' INSERT INTO pg_temp.%I SELECT * FROM moved', v_stash)
+        USING v_lower, v_upper;
+    END IF;
 
     EXECUTE format(
         'CREATE TABLE ltv.%I PARTITION OF ltv.revenue_events FOR VALUES FROM (%L) TO (%L)',
         v_name, v_lower, v_upper);
-    EXECUTE format('INSERT INTO ltv.%I SELECT * FROM pg_temp.stranded_revenue_events', v_name);
+    IF v_stash IS NOT NULL THEN
+        EXECUTE format('INSERT INTO ltv.%I SELECT * FROM pg_temp.%I', v_name, v_stash);
+        EXECUTE format('DROP TABLE pg_temp.%I', v_stash);
+    END IF;
     RETURN true;
 END;
 $$;
