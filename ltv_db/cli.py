@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -96,7 +97,7 @@ def migrate(
 @dev_app.command("freeze-sql")
 def dev_freeze_sql(
     revision: Annotated[str, typer.Argument(help="revision id or prefix, e.g. 0002")],
-    files: Annotated[list[str], typer.Argument(help="paths relative to sql/")],
+    files: Annotated[list[str] | None, typer.Argument(help="paths relative to sql/ (default: its FROZEN_SQL)")] = None,
 ) -> None:
     """Freeze today's sql/ files into a revision (what its upgrade() will run)."""
     from ltv_db.migrations import freeze_sql
@@ -116,6 +117,170 @@ def dev_check_sql() -> None:
     if stale:
         raise typer.Exit(1)
     console.print("every sql/ file matches its newest frozen copy")
+
+
+# -- synthetic data -------------------------------------------------------------------------------
+@app.command("demo-data")
+def demo_data(
+    suppliers: Annotated[int, typer.Option(min=1, help="number of suppliers")] = 50_000,
+    seed: Annotated[int, typer.Option(min=0, help="random seed (same seed, same bytes)")] = 1,
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="data cut-off YYYY-MM-DD; every timestamp is earlier")
+    ] = "2026-11-01",
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="write CSVs + truth.json to this directory instead of loading"),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="generator processes")] = 2,
+) -> None:
+    """Generate a synthetic wedding-supplier marketplace with known true model parameters."""
+    import time
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ltv_db import demo_data as demo
+
+    try:
+        config = demo.DemoConfig(suppliers=suppliers, seed=seed, as_of=date.fromisoformat(as_of))
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    started = time.perf_counter()
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        progress = demo.RichProgress(bar)
+        if csv is not None:
+            summary = demo.write_csv(config, csv, workers=workers, progress=progress)
+        else:
+            from ltv_db.db import connect
+
+            with connect() as conn:
+                try:
+                    summary = demo.load(conn, config, workers=workers, progress=progress)
+                except demo.DemoLoadError as exc:
+                    raise _fail(str(exc)) from exc
+    elapsed = time.perf_counter() - started
+    counts = ", ".join(f"{entity} {n:,}" for entity, n in summary.rows.items())
+    where = f"wrote {csv}" if csv is not None else "loaded"
+    console.print(f"{where}: {counts} (seed {seed}, as of {config.as_of}) in {elapsed:.1f} s")
+
+
+# -- ingestion ------------------------------------------------------------------------------------
+class IngestEntity(StrEnum):
+    """What `ltv-db ingest` loads (ltv_db.ingest.ENTITY_NAMES; a test keeps the two in step)."""
+
+    plans = "plans"
+    fx_rates = "fx_rates"
+    acquisition_spend = "acquisition_spend"
+    customers = "customers"
+    subscriptions = "subscriptions"
+    events = "events"
+
+
+INGEST_HELP = "\n\n".join((
+    "Load a CSV file of ENTITY as one all-or-nothing batch: bad rows are quarantined, good rows land.",
+    "Headers (the first line; column order is free, extra columns are ignored, a missing required "
+    "column refuses the whole file):",
+    "  plans: plan_code, tier, billing_interval, list_price, currency",
+    "  fx_rates: currency, day, rate  (1 currency = rate units of the base currency on day)",
+    "  acquisition_spend: acquisition_channel, month, amount, currency  (month YYYY-MM)",
+    "  customers: customer_ref, vendor_category, country, acquisition_channel, signed_up_at [, region]",
+    "  subscriptions: subscription_ref, customer_ref, plan_code, billing_interval, started_at, "
+    "cancelled_at [, ended_at]",
+    "  events: source, external_id, customer_ref, occurred_at, kind, amount, currency, subscription_ref",
+    "Values: timestamps are ISO 8601 with a UTC offset (2024-03-05T10:11:12Z); amounts are positive "
+    "decimals in major units (29.00) that must be exact in the currency's minor units; an event kind is "
+    "subscription, one_off, refund, chargeback or credit; an empty cancelled_at means active.",
+    "Idempotent: re-ingesting a file adds nothing. Events are keyed on (source, external_id): an "
+    "identical re-sent event is a skipped duplicate, the same key with other content is rejected. The "
+    "other entities are upserted on their key: identical rows are duplicates, changed rows are updated. "
+    "Every rejected line is kept with its line number, raw text and reason (ltv-db rejects).",
+    "Exit codes: 0 nothing rejected; 3 rows rejected but the good ones were loaded; 4 rows rejected and "
+    "nothing loaded or updated; 2 usage error (missing file, unknown entity, missing column); 1 "
+    "unexpected error (nothing was committed).",
+))
+
+PROGRESS_MIN_BYTES = 8 << 20  # smaller files finish before a progress bar is worth drawing
+
+
+@app.command("ingest", help=INGEST_HELP)
+def ingest_command(
+    entity: Annotated[IngestEntity, typer.Argument(help="what the file holds")],
+    file: Annotated[Path, typer.Argument(help="CSV file (UTF-8, header first)")],
+) -> None:
+    import psycopg
+    from rich.markup import escape
+    from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TimeElapsedColumn
+    from rich.table import Table
+    from rich.text import Text
+
+    from ltv_db import ingest
+    from ltv_db.db import connect
+
+    if not file.is_file():
+        raise _fail(escape(f"{file}: no such file"), ingest.EXIT_USAGE)
+    size = file.stat().st_size
+    columns = (SpinnerColumn(), "{task.description}", BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    bar = Progress(*columns, console=err, transient=True, disable=size < PROGRESS_MIN_BYTES)
+    task = bar.add_task(f"reading {file.name}", total=size)
+
+    def progress(done: int) -> None:
+        bar.update(task, completed=done)
+        if done >= size:
+            bar.update(task, description="validating and loading")
+
+    try:
+        with bar, connect() as conn:
+            result = ingest.ingest_file(conn, entity.value, file, progress=progress)
+    except ingest.IngestError as exc:  # messages quote file content: no rich markup in them
+        raise _fail(escape(str(exc)), exc.exit_code) from exc
+    except psycopg.Error as exc:
+        raise _fail(escape(f"database error, nothing was loaded: {exc}")) from exc
+
+    table = Table(title=Text(f"{entity.value} from {file} — batch {result.batch_id}"), show_header=False)
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_row("rows read", f"{result.rows_read:,}")
+    table.add_row("loaded", f"{result.loaded:,}")
+    table.add_row("updated", f"{result.updated:,}")
+    table.add_row("duplicates skipped", f"{result.duplicates:,}")
+    table.add_row("rejected", f"{result.rejected:,}")
+    for reason, n in result.rejects_by_reason.items():
+        table.add_row(Text(f"  {reason}"), f"{n:,}")
+    console.print(table)
+    if result.ignored_columns:
+        console.print(Text(f"ignored columns: {', '.join(result.ignored_columns)}"))
+    if result.rejected:
+        console.print(f"rejected lines: ltv-db rejects --batch {result.batch_id}")
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("rejects")
+def rejects_command(
+    batch: Annotated[int | None, typer.Option(help="only this batch (default: the latest rejects)")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="how many lines to show")] = 20,
+) -> None:
+    """Show quarantined input lines: batch, file, line number, reason and the raw text."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ltv_db.db import connect
+    from ltv_db.ingest import recent_rejects
+
+    with connect() as conn:
+        rows = recent_rejects(conn, batch, limit)
+    if not rows:
+        console.print("no rejected lines" + (f" in batch {batch}" if batch is not None else ""))
+        return
+    table = Table("batch", "file", "line", "reason", "raw text")
+    for row in rows:  # Text: file content is shown as is, never read as rich markup
+        table.add_row(str(row.batch_id), Text(row.file_name), str(row.line_no), Text(row.reason),
+                      Text(row.raw_line or ""))
+    console.print(table)
+
+
+__import__("ltv_db.cli_client", fromlist=["register"]).register(app)  # segments, serve-metrics, cache (client)
+__import__("ltv_db.cli_models", fromlist=["register"]).register(app)  # fit, ltv, backtest, demo
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -11,7 +11,7 @@ from rich.console import Console
 from ltv_db import reports
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_SUPPLIERS = 50_000
 DEMO_SEED = 42
@@ -56,16 +56,30 @@ def ltv(
     customer_ref: Annotated[str, typer.Argument(help="the supplier's external reference")],
     as_of: Annotated[str | None, typer.Option(help="value as of this day (YYYY-MM-DD, UTC); default now")] = None,
 ) -> None:
-    """Show one supplier's LTV: realised margin, predicted recurring and one-off value, P(alive)."""
+    """Show one supplier's LTV: realised margin, predicted recurring and one-off value, P(alive).
+
+    The current value comes through the cached client (ltv_db.client); --as-of computes a
+    historical one directly.
+    """
+    from ltv_db.client import InvalidCustomerRef, LTVClient, ServiceUnavailable
     from ltv_db.db import connect
     from ltv_db.models import CustomerNotFound, customer_ltv
 
-    with connect() as conn:
-        try:
-            value = customer_ltv(conn, customer_ref, _parse_day(as_of, "--as-of"))
-        except CustomerNotFound as exc:
-            raise _fail(str(exc), 4) from exc
-        base = conn.execute("SELECT base_currency FROM ltv.settings").fetchone()[0]
+    try:
+        if as_of is not None:
+            with connect() as conn:
+                value = customer_ltv(conn, customer_ref, _parse_day(as_of, "--as-of"))
+                base = conn.execute("SELECT base_currency FROM ltv.settings").fetchone()[0]
+        else:
+            with LTVClient(warm_top_n=0) as client:
+                value = client.get_ltv(customer_ref)
+                base = client.base_currency()
+    except InvalidCustomerRef as exc:
+        raise _fail(str(exc), 2) from exc
+    except CustomerNotFound as exc:
+        raise _fail(str(exc), 4) from exc
+    except ServiceUnavailable as exc:
+        raise _fail(str(exc), 3) from exc
     reports.print_customer_ltv(console, value, base)
 
 

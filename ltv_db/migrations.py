@@ -219,7 +219,7 @@ def declared_sql(revision: str) -> list[str]:
 def freeze_sql(revision: str, files: list[str] | None = None) -> list[Path]:
     """Copy ``files`` (relative to sql/; default: the revision's FROZEN_SQL) into its frozen directory."""
     dest_root = _revision_module(revision).with_suffix("") / "sql"
-    files = declared_sql(revision) if not files else files
+    files = files or declared_sql(revision)
     written = []
     for rel in files:
         dest = dest_root / rel

@@ -364,6 +364,144 @@ def test_bgnbd_zero_horizon_and_nulls(db: psycopg.Connection) -> None:
     assert scalar(db, "SELECT ltv.bgnbd_expected_purchases(%s, %s, %s, %s, NULL, 10, 20, 5)", BGNBD) is None
 
 
+# The expectation has four routes to G = (₂F₁(A, a-1; C; z) - 1)/(a-1), A = a+b-1-r, C = a+b+x-1.
+# Inside 1e-6 <= z <= 0.95, 0.01 <= a <= 10, 1e-3 <= C <= 1e6, A > -4: for A > -1 a backward Horner
+# sum whose length comes from an a-priori tail bound, in closed form when a - r - x <= 2 and
+# A(a-1) <= C (every a <= 2), iterated otherwise; for A <= -1 (or when no length is found) a
+# forward loop with a sign-changing prefix and a running tail bound.  Everything else takes the
+# rigorous ltv.hyp2f1_tail / ltv.hyp2f1 route.  These parameter sets visit each of them and the
+# switches between them; the reference is the textbook formula in mpmath (mp_expected_purchases).
+BGNBD_ROUTE_PARAMS = [
+    BGNBD,  # CDNOW: backward, closed-form length
+    (0.55, 2.1, 0.79, 2.43),  # a realistic monthly fit: backward, closed-form length
+    (1.7, 0.6, 3.2, 9.0),  # A(a-1) > C: backward, iterated length
+    (3.0, 50.0, 5.0, 20.0),
+    (0.1, 10.0, 2.5, 15.0),  # a - r - x = 2.4 > 2 at x = 0: terms grow first; iterated length
+    (0.5, 5.0, 2.5, 1.0),  # a - r = 2 exactly: the switch itself (closed form at x = 0)
+    (0.4999, 5.0, 2.5, 1.0),  # ... just beyond it: iterated at x = 0
+    (3.0, 1.0, 0.5, 1.2),  # A = -2.3: forward with a sign-changing prefix
+    (2.95, 5.0, 1.0001, 2.9),  # A = -0.05: backward, all terms negative
+    (1.2, 3.0, 0.6, 1.6),  # A = 2e-16 (a + b - 1 = r up to rounding)
+    (2.9, 0.6, 0.31, 0.54),  # C = a+b-1 = -0.15 < 0 at x = 0: rigorous route (₂F₁ factor < 0)
+    (0.3, 3.0, 10.0, 3.0),  # a = 10: last fast a
+    (0.3, 3.0, 10.5, 3.0),  # a > 10: rigorous route
+    (0.1, 0.5, 1.3, 20.0),  # x = 0, small r, big b: w cancels by ~200 (accuracy of ln(1-z))
+]
+BGNBD_ROUTE_CUSTOMERS = [
+    (x, t_x, t_cal)
+    for x in (0, 1, 2, 7, 30, 120, 300)
+    for t_x, t_cal in ((0.0, 0.0), (0.0, 6.0), (5.0, 30.0), (29.5, 30.0), (10.0, 120.0), (119.0, 120.0))
+    if x > 0 or t_x == 0
+]
+# with α + T = 1 the horizon t = 19 is z = 0.95 exactly, the last z of the fast paths
+BGNBD_ROUTE_HORIZONS = (1.0, 12.0, 36.0, 60.0)
+
+
+def sql_expected_purchases(db: psycopg.Connection, rows: Sequence[tuple[float, ...]]) -> list[float]:
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    return column(
+        db,
+        "SELECT ltv.bgnbd_expected_purchases(r, al, a, b, x, tx, tc, t)"
+        " FROM unnest(%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],"
+        " %s::float8[], %s::float8[]) WITH ORDINALITY u(r, al, a, b, x, tx, tc, t, i) ORDER BY i",
+        cols,
+    )
+
+
+def test_bgnbd_expectation_all_routes_match_mpmath(db: psycopg.Connection) -> None:
+    rows = [
+        (*params, x, t_x, t_cal, t)
+        for params in BGNBD_ROUTE_PARAMS
+        for x, t_x, t_cal in BGNBD_ROUTE_CUSTOMERS
+        for t in BGNBD_ROUTE_HORIZONS
+    ]
+    got = sql_expected_purchases(db, rows)
+    worst = 0.0
+    for row, g in zip(rows, got, strict=True):
+        want = mp_expected_purchases(*row[:4], int(row[4]), *row[5:])
+        # P(alive) ~ e^-700 for x = 300 long ago: subnormal results keep fewer digits
+        assert_close(g, want, rel=1e-11, abs_=1e-300)
+        if abs(want) > 1e-290:
+            worst = max(worst, abs(g - want) / abs(want))
+    assert worst < 1e-12, worst
+
+
+def test_bgnbd_expectation_continuous_across_route_switches(db: psycopg.Connection) -> None:
+    # Each pair straddles one switch between the routes; the values must agree with mpmath and so
+    # with each other (no seam).
+    r, alpha, a, b = 0.55, 0.5, 0.79, 2.43
+    cases = [
+        # z = t/(α + T + t) = 0.95 exactly (fast), then just above (rigorous route)
+        ((r, alpha, a, b, 0, 0.0, 0.5, 19.0), (r, alpha, a, b, 0, 0.0, 0.5, 19.0 * (1 + 1e-12))),
+        ((r, alpha, a, b, 3, 0.2, 0.5, 19.0), (r, alpha, a, b, 3, 0.2, 0.5, 19.0 * (1 + 1e-12))),
+        # z = t/(1 + t) just above 1e-6 (fast), then just below (rigorous route)
+        ((r, 1.0, a, b, 0, 0.0, 0.0, 1.0000011e-6), (r, 1.0, a, b, 0, 0.0, 0.0, 1.0000009e-6)),
+        # a - r - x = 2: closed-form, then iterated length
+        ((0.5, 3.0, 2.5, 1.0, 0, 0.0, 4.0, 12.0), (0.5, 3.0, 2.5 + 1e-12, 1.0, 0, 0.0, 4.0, 12.0)),
+        # A = a + b - 1 - r = -1: backward, then forward with a sign-changing prefix
+        ((2.2 - 1e-9, 3.0, 0.6, 0.6, 0, 0.0, 4.0, 12.0), (2.2 + 1e-9, 3.0, 0.6, 0.6, 0, 0.0, 4.0, 12.0)),
+        # a = 10: fast, then the rigorous route
+        ((0.3, 3.0, 10.0, 3.0, 2, 1.0, 4.0, 12.0), (0.3, 3.0, 10.0 + 1e-9, 3.0, 2, 1.0, 4.0, 12.0)),
+        # a = 1: the removable singularity of the formula, inside the backward route
+        ((r, alpha, 1 - 1e-9, b, 2, 3.0, 6.0, 12.0), (r, alpha, 1 + 1e-9, b, 2, 3.0, 6.0, 12.0)),
+    ]
+    rows = [row for pair in cases for row in pair]
+    got = sql_expected_purchases(db, rows)
+    for i, (lo, hi) in enumerate(cases):
+        g_lo, g_hi = got[2 * i], got[2 * i + 1]
+        assert_close(g_lo, mp_expected_purchases(*lo[:4], int(lo[4]), *lo[5:]), rel=1e-11)
+        assert_close(g_hi, mp_expected_purchases(*hi[:4], int(hi[4]), *hi[5:]), rel=1e-11)
+        assert abs(g_hi - g_lo) <= 1e-6 * abs(g_lo), (lo, hi, g_lo, g_hi)
+
+
+def test_bgnbd_expectation_random_realistic_inputs_match_mpmath(db: psycopg.Connection) -> None:
+    # the scoring domain, months: r 0.1-3, α 0.5-50, a 0.3-5, b 0.5-20, x 0-300, t_x <= T <= 120,
+    # t 1-60 (includes a + b < 1 at x = 0, where ₂F₁(A, a-1; C; z) can be negative)
+    import random
+
+    rng = random.Random(20261128)
+    rows = []
+    for _ in range(600):
+        x = min(300, int(rng.expovariate(1 / rng.choice((2, 30)))))
+        t_cal = rng.uniform(0, 120)
+        rows.append(
+            (
+                rng.uniform(0.1, 3),
+                math.exp(rng.uniform(math.log(0.5), math.log(50))),
+                rng.uniform(0.3, 5),
+                math.exp(rng.uniform(math.log(0.5), math.log(20))),
+                x,
+                0.0 if x == 0 else rng.uniform(0, t_cal),
+                t_cal,
+                rng.uniform(1, 60),
+            )
+        )
+    got = sql_expected_purchases(db, rows)
+    for row, g in zip(rows, got, strict=True):
+        assert_close(g, mp_expected_purchases(*row[:4], int(row[4]), *row[5:]), rel=1e-11, abs_=1e-300)
+
+
+def test_bgnbd_expected_purchases_multi(db: psycopg.Connection) -> None:
+    horizons = [12.0, 0.0, None, 24.0, 36.0, 500.0]
+    for x, t_x, t_cal in ((0, 0.0, 7.0), (3, 20.0, 38.0), (250, 1.0, 60.0)):
+        multi = scalar(
+            db,
+            "SELECT ltv.bgnbd_expected_purchases_multi(%s, %s, %s, %s, %s, %s, %s, %s::float8[])",
+            (*BGNBD, x, t_x, t_cal, horizons),
+        )
+        one = "SELECT ltv.bgnbd_expected_purchases(%s, %s, %s, %s, %s, %s, %s, %s)"
+        single = [None if t is None else scalar(db, one, (*BGNBD, x, t_x, t_cal, t)) for t in horizons]
+        assert multi == single  # bit-identical, NULL for NULL, 0 for 0
+    assert scalar(db, "SELECT ltv.bgnbd_expected_purchases_multi(0.2, 4, 0.8, 2.4, 2, 30, 38, '{}')") == []
+    assert scalar(db, "SELECT ltv.bgnbd_expected_purchases_multi(0.2, 4, 0.8, 2.4, 2, 30, 38, NULL)") is None
+    for bad in ("'{12, -1}'", "'{12, NaN}'", "'{Infinity}'"):
+        with pytest.raises(errors.InvalidParameterValue):
+            db.execute(f"SELECT ltv.bgnbd_expected_purchases_multi(0.2, 4, 0.8, 2.4, 2, 30, 38, {bad})")
+    for args in ("0.2, 4, 0.8, 2.4, 2.5, 30, 38", "0.2, 4, 0.8, 2.4, 2, 40, 38", "0.2, 0, 0.8, 2.4, 2, 30, 38"):
+        with pytest.raises(errors.InvalidParameterValue):
+            db.execute(f"SELECT ltv.bgnbd_expected_purchases_multi({args}, '{{12}}')")
+
+
 # --------------------------------------------------------------------------- Gamma-Gamma
 
 
@@ -455,12 +593,33 @@ def test_public_functions_are_documented_and_pinned(db: psycopg.Connection) -> N
           FROM pg_proc p JOIN pg_namespace s ON s.oid = p.pronamespace
          WHERE s.nspname = 'ltv'
            AND p.proname IN ('lgamma', 'lbeta', 'hyp2f1', 'bgnbd_expected_purchases',
-                             'bgnbd_unconditional_purchases', 'bgnbd_p_alive', 'gg_expected_spend',
-                             'sbg_survival', 'sbg_retention', 'sbg_derl')
+                             'bgnbd_expected_purchases_multi', 'bgnbd_unconditional_purchases',
+                             'bgnbd_p_alive', 'gg_expected_spend', 'sbg_survival', 'sbg_retention',
+                             'sbg_derl')
         """
     ).fetchall()
-    assert len(rows) == 10
+    assert len(rows) == 11
     for name, comment, config, volatility, parallel in rows:
         assert comment, name
         assert any(c.startswith("search_path=") for c in config or []), name
         assert (volatility, parallel) == ("i", "s"), name
+
+
+def test_bgnbd_kernel_is_internal_and_search_path_proof(db: psycopg.Connection) -> None:
+    # The kernel has no SET search_path (its GUC save/restore would cost more than the whole fast
+    # path); it must not depend on the caller's search_path either.
+    config, volatility, parallel, comment = db.execute(
+        "SELECT proconfig, provolatile, proparallel, obj_description(oid, 'pg_proc') FROM pg_proc"
+        " WHERE oid = 'ltv.bgnbd_expected_purchases_kernel'::regproc"
+    ).fetchone()
+    assert config is None and (volatility, parallel) == ("i", "s") and comment
+    want = scalar(db, "SELECT ltv.bgnbd_expected_purchases_kernel(%s, %s, %s, %s, 2, 38.86, 39)", BGNBD)
+    db.execute("CREATE SCHEMA decoy")
+    db.execute("CREATE FUNCTION decoy.ln(float8) RETURNS float8 LANGUAGE sql AS 'SELECT 0::float8'")
+    db.execute("CREATE FUNCTION decoy.exp(float8) RETURNS float8 LANGUAGE sql AS 'SELECT 0::float8'")
+    # a fresh session, so that the kernel's expressions are planned under the hostile path
+    with psycopg.connect(db.info.dsn, autocommit=True) as other:
+        other.execute("SET search_path = decoy, pg_catalog")
+        got = scalar(other, "SELECT ltv.bgnbd_expected_purchases_kernel(%s, %s, %s, %s, 2, 38.86, 39)", BGNBD)
+        assert scalar(other, "SELECT ln(2::float8)") == 0.0  # the decoy is live in that session
+    assert got == want

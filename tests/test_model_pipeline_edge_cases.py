@@ -16,7 +16,9 @@ def _setup_reference(db: psycopg.Connection) -> None:
     db.execute("INSERT INTO ltv.plans VALUES ('pro_month_gbp', 'pro', 'month', 2900, 'GBP')")
 
 
-def _customers(db: psycopg.Connection, n: int, category: str = "photographer", signup: str = "2024-01-01T00:00:00Z") -> list[int]:
+def _customers(
+    db: psycopg.Connection, n: int, category: str = "photographer", signup: str = "2024-01-01T00:00:00Z"
+) -> list[int]:
     rows = db.execute(
         """INSERT INTO ltv.customers (customer_ref, vendor_category, country, acquisition_channel, signed_up_at)
            SELECT %s || '-' || g, %s, 'GB', 'organic', %s::timestamptz + g * interval '1 hour'
@@ -29,9 +31,11 @@ def _customers(db: psycopg.Connection, n: int, category: str = "photographer", s
 def _subscribe(db: psycopg.Connection, ids: list[int], months_paid: int | None) -> None:
     """Give each customer a monthly subscription paying `months_paid` periods (None = active)."""
     db.execute(
-        """INSERT INTO ltv.subscriptions (customer_id, subscription_ref, plan_code, started_at, cancelled_at, ended_at)
+        """INSERT INTO ltv.subscriptions
+               (customer_id, subscription_ref, plan_code, started_at, cancelled_at, ended_at)
            SELECT c.customer_id, 'sub-' || c.customer_id, 'pro_month_gbp', c.signed_up_at,
-                  CASE WHEN %(paid)s::int IS NOT NULL THEN c.signed_up_at + make_interval(months => %(paid)s::int) - interval '3 days' END,
+                  CASE WHEN %(paid)s::int IS NOT NULL
+                       THEN c.signed_up_at + make_interval(months => %(paid)s::int) - interval '3 days' END,
                   CASE WHEN %(paid)s::int IS NOT NULL THEN c.signed_up_at + make_interval(months => %(paid)s::int) END
            FROM ltv.customers c WHERE c.customer_id = ANY(%(ids)s)""",
         {"ids": ids, "paid": months_paid},
@@ -43,7 +47,8 @@ def _subscribe(db: psycopg.Connection, ids: list[int], months_paid: int | None) 
                   'stripe', 'ch-' || s.subscription_id || '-' || k, s.subscription_id
            FROM ltv.subscriptions s
            CROSS JOIN LATERAL generate_series(0, ltv.billing_periods_started('month', s.started_at,
-                 least(coalesce(s.ended_at - interval '1 microsecond', %(cutoff)s::timestamptz), %(cutoff)s::timestamptz)) - 1) k
+                 least(coalesce(s.ended_at - interval '1 microsecond', %(cutoff)s::timestamptz),
+                       %(cutoff)s::timestamptz)) - 1) k
            WHERE s.customer_id = ANY(%(ids)s)""",
         {"ids": ids, "cutoff": CUTOFF},
     )
@@ -53,7 +58,8 @@ def _one_offs(db: psycopg.Connection, ids: list[int], purchases: int, amount_min
     db.execute(
         """INSERT INTO ltv.revenue_events (customer_id, occurred_at, kind, amount_minor, currency, fx_rate,
                                            amount_base, source, external_id)
-           SELECT c.customer_id, c.signed_up_at + k * interval '20 days', 'one_off', %(amt)s, 'GBP', 1, %(amt)s / 100.0,
+           SELECT c.customer_id, c.signed_up_at + k * interval '20 days', 'one_off', %(amt)s, 'GBP', 1,
+                  %(amt)s / 100.0,
                   'stripe', 'oo-' || c.customer_id || '-' || k
            FROM ltv.customers c CROSS JOIN generate_series(1, %(n)s) k
            WHERE c.customer_id = ANY(%(ids)s)""",
@@ -156,4 +162,5 @@ def test_a_failed_fit_never_replaces_the_active_one(db: psycopg.Connection) -> N
         "SELECT fit_id FROM ltv.model_fits WHERE is_active AND model = 'sbg' AND segment = 'photographer/month'"
     ).fetchone()[0]
     assert active_after == active_before
-    assert db.execute("SELECT count(*) FROM ltv.model_fits WHERE model = 'sbg' AND segment = 'photographer/month'").fetchone()[0] == 2
+    fits = "SELECT count(*) FROM ltv.model_fits WHERE model = 'sbg' AND segment = 'photographer/month'"
+    assert db.execute(fits).fetchone()[0] == 2

@@ -37,6 +37,7 @@ FROZEN_SQL = [
     "functions/fit_gamma_gamma.sql",
     # data plumbing
     "functions/fx_rate_at.sql",
+    "functions/ingest_parsing.sql",
     "functions/revenue_partitions.sql",
     # pipeline
     "functions/customer_history.sql",

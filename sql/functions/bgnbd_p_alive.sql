@@ -15,20 +15,26 @@ SET search_path = pg_catalog, ltv
 AS $$
 DECLARE
     ld float8;
+    e  float8;
 BEGIN
-    IF 'NaN'::float8 IN (r, alpha, a, b, x, t_x, t_cal) THEN
-        RAISE EXCEPTION 'ltv.bgnbd_p_alive: NaN argument' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0)
-       OR r = 'Infinity' OR alpha = 'Infinity' OR a = 'Infinity' OR b = 'Infinity' THEN
-        RAISE EXCEPTION 'ltv.bgnbd_p_alive: parameters must be positive and finite (r=%, alpha=%, a=%, b=%)', r, alpha, a, b
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT (x >= 0 AND x = floor(x) AND x < 'Infinity') THEN
-        RAISE EXCEPTION 'ltv.bgnbd_p_alive: x must be a non-negative whole number of repeat purchases, got %', x
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT (t_x >= 0 AND t_cal >= t_x AND t_cal < 'Infinity') THEN
+    -- one test for the valid case (NaN fails it too: NaN sorts above 'Infinity'), the detailed
+    -- checks only to say what is wrong; exp0 written out inline: a call of a function with
+    -- SET search_path costs more than this whole function (GUC save/restore per call)
+    IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0 AND r < 'Infinity' AND alpha < 'Infinity'
+            AND a < 'Infinity' AND b < 'Infinity' AND x >= 0 AND x = floor(x) AND x < 'Infinity'
+            AND t_x >= 0 AND t_cal >= t_x AND t_cal < 'Infinity') THEN
+        IF 'NaN'::float8 IN (r, alpha, a, b, x, t_x, t_cal) THEN
+            RAISE EXCEPTION 'ltv.bgnbd_p_alive: NaN argument' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0)
+           OR r = 'Infinity' OR alpha = 'Infinity' OR a = 'Infinity' OR b = 'Infinity' THEN
+            RAISE EXCEPTION 'ltv.bgnbd_p_alive: parameters must be positive and finite (r=%, alpha=%, a=%, b=%)', r, alpha, a, b
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF NOT (x >= 0 AND x = floor(x) AND x < 'Infinity') THEN
+            RAISE EXCEPTION 'ltv.bgnbd_p_alive: x must be a non-negative whole number of repeat purchases, got %', x
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
         RAISE EXCEPTION 'ltv.bgnbd_p_alive: need 0 <= t_x <= t_cal (t_x=%, t_cal=%)', t_x, t_cal
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -37,7 +43,8 @@ BEGIN
     END IF;
     ld := ln(a) - ln(b + x - 1) + (r + x) * (ln(alpha + t_cal) - ln(alpha + t_x));
     IF ld > 0 THEN
-        RETURN ltv.exp0(-ld) / (1 + ltv.exp0(-ld));
+        e := CASE WHEN ld > 745 THEN 0 ELSE exp(-ld) END;      -- ltv.exp0(-ld)
+        RETURN e / (1 + e);
     END IF;
     RETURN 1 / (1 + exp(ld));
 END

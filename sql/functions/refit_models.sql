@@ -2,7 +2,8 @@
 -- and segment (ltv.fit_models), records each fit in ltv.model_fits with its cut-off, n,
 -- log-likelihood, standard errors, runtime and convergence, and makes each converged fit with
 -- finite, positive parameters the active one for its (model, segment). A failed or
--- non-converged fit is recorded but never replaces the active one.
+-- non-converged fit is recorded but never replaces the active one. When any fit was activated
+-- every LTV changes: it sends NOTIFY ltv_changed {"all":true} (ltv.notify_customers_changed).
 
 CREATE OR REPLACE FUNCTION ltv.refit_models(p_cutoff timestamptz DEFAULT now(), p_min_customers integer DEFAULT 500)
 RETURNS TABLE (
@@ -22,6 +23,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_fit record;
+    v_any_activated boolean := false;
 BEGIN
     FOR v_fit IN SELECT * FROM ltv.fit_models(p_cutoff, p_min_customers) LOOP
         activated := v_fit.converged AND v_fit.error IS NULL AND NOT EXISTS (
@@ -37,12 +39,16 @@ BEGIN
             UPDATE ltv.model_fits mf SET is_active = false
             WHERE mf.model = v_fit.model AND mf.segment = v_fit.segment AND mf.is_active;
             UPDATE ltv.model_fits mf SET is_active = true WHERE mf.fit_id = refit_models.fit_id;
+            v_any_activated := true;
         END IF;
         model := v_fit.model; segment := v_fit.segment; converged := v_fit.converged;
         log_likelihood := v_fit.log_likelihood; n_customers := v_fit.n_customers;
         runtime_ms := v_fit.runtime_ms; error := v_fit.error;
         RETURN NEXT;
     END LOOP;
+    IF v_any_activated THEN
+        PERFORM ltv.notify_customers_changed(NULL);
+    END IF;
 END;
 $$;
 

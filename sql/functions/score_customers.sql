@@ -21,15 +21,23 @@
 --                        percentile of the one-off value (Poisson quantiles of the expected
 --                        purchase count — an approximation that ignores parameter uncertainty).
 -- Segments fall back to their parent fit ('all/<interval>', 'all') when they have none.
+--
+-- Speed: PL/pgSQL so a session plans the query once and reuses it (a single-customer call is
+-- then a few milliseconds: ltv.customer_history reads the live statistics); no JIT — the
+-- planner cannot see how few rows ltv.customer_history returns, and compiling this query
+-- costs seconds while the work is in the model functions that JIT cannot speed up.
 
 CREATE OR REPLACE FUNCTION ltv.score_customers(
     p_as_of       timestamptz DEFAULT now(),
     p_fit_ids     bigint[]    DEFAULT NULL,
     p_customer_id bigint      DEFAULT NULL)
 RETURNS SETOF ltv.customer_ltv_result
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, ltv
+SET jit = off
 AS $$
+BEGIN
+RETURN QUERY
 WITH
 settings AS (
     SELECT margin_subscription::float8 AS margin_sub,
@@ -72,18 +80,29 @@ recurring AS (
            CASE w.billing_interval WHEN 'year' THEN 12 ELSE 1 END AS months_per_period
     FROM with_fits w CROSS JOIN settings s
 ),
+recurring_distinct AS (
+    -- the sBG quantities depend only on (fit, paid periods, rate): evaluate each once
+    SELECT DISTINCT r.alpha, r.beta, r.paid_periods, r.rate, r.months_per_period
+    FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
+),
+recurring_evaluated AS (
+    SELECT d.*,
+           ltv.sbg_derl(d.alpha, d.beta, d.paid_periods - 1, d.rate) AS derl,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 0.1), d.rate) AS annuity_low,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 0.9), d.rate) AS annuity_high,
+           d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period) AS months
+    FROM recurring_distinct d CROSS JOIN settings s
+),
 recurring_value AS (
     -- NULL (unknown), not 0, for an active subscriber whose segment has no usable fit
     SELECT r.customer_id,
-           CASE WHEN NOT r.renews THEN 0 WHEN r.alpha IS NOT NULL THEN
-               r.margin_per_period * ltv.sbg_derl(r.alpha, r.beta, r.paid_periods - 1, r.rate) END AS expected,
-           CASE WHEN NOT r.renews THEN 0 WHEN r.alpha IS NOT NULL THEN
-               r.margin_per_period * ltv.annuity_factor(ltv.sbg_payments_quantile(r.alpha, r.beta, r.paid_periods, 0.1), r.rate) END AS low,
-           CASE WHEN NOT r.renews THEN 0 WHEN r.alpha IS NOT NULL THEN
-               r.margin_per_period * ltv.annuity_factor(ltv.sbg_payments_quantile(r.alpha, r.beta, r.paid_periods, 0.9), r.rate) END AS high,
-           CASE WHEN NOT r.renews THEN 0 WHEN r.alpha IS NOT NULL THEN
-               r.months_per_period * ltv.sbg_expected_payments(r.alpha, r.beta, r.paid_periods, s.horizon / r.months_per_period) END AS months
-    FROM recurring r CROSS JOIN settings s
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.derl END AS expected,
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.annuity_low END AS low,
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.annuity_high END AS high,
+           CASE WHEN NOT r.renews THEN 0 ELSE e.months END AS months
+    FROM recurring r
+    LEFT JOIN recurring_evaluated e
+      ON e.alpha = r.alpha AND e.beta = r.beta AND e.paid_periods = r.paid_periods AND e.rate = r.rate
 ),
 one_off AS (
     -- recency and age to whole days: the data are daily, and identical inputs are then
@@ -110,14 +129,19 @@ one_off_evaluated AS (
     CROSS JOIN LATERAL (SELECT (d.bg->>'r')::float8 AS r, (d.bg->>'alpha')::float8 AS alpha,
                                (d.bg->>'a')::float8 AS a, (d.bg->>'b')::float8 AS b) p
 ),
+one_off_quantiles AS (
+    SELECT e.*, ltv.poisson_quantile(e.e3, 0.1) AS purchases_low, ltv.poisson_quantile(e.e3, 0.9) AS purchases_high
+    FROM one_off_evaluated e
+),
 one_off_purchases AS (
-    SELECT o.customer_id, o.spend, e.p_alive, e.e1, e.e2, e.e3, s.horizon, s.rate_month, s.margin_one
+    SELECT o.customer_id, o.spend, e.p_alive, e.e1, e.e2, e.e3, e.purchases_low, e.purchases_high,
+           s.horizon, s.rate_month, s.margin_one
     FROM one_off o
     CROSS JOIN settings s
-    LEFT JOIN one_off_evaluated e ON e.bg = o.bg AND e.x = o.x AND e.t_x = o.t_x AND e.t_cal = o.t_cal
+    LEFT JOIN one_off_quantiles e ON e.bg = o.bg AND e.x = o.x AND e.t_x = o.t_x AND e.t_cal = o.t_cal
 ),
 one_off_value AS (
-    SELECT p.customer_id, p.p_alive, p.e3 AS expected_purchases,
+    SELECT p.customer_id, p.p_alive, p.e3 AS expected_purchases, p.purchases_low, p.purchases_high,
            coalesce(p.spend, 0) * p.margin_one AS margin_per_purchase,
            coalesce(p.spend, 0) * p.margin_one * (
                p.e1 * power(1 + p.rate_month, -p.horizon / 6.0)
@@ -140,12 +164,13 @@ SELECT w.customer_id, w.vendor_category, w.country, w.acquisition_channel, w.sig
        ov.expected_purchases,
        rv.months,
        round(w.realised_margin + rv.low::numeric
-             + (ov.margin_per_purchase * ov.mean_discount * ltv.poisson_quantile(coalesce(ov.expected_purchases, 0), 0.1))::numeric, 4),
+             + (ov.margin_per_purchase * ov.mean_discount * coalesce(ov.purchases_low, 0))::numeric, 4),
        round(w.realised_margin + rv.high::numeric
-             + (ov.margin_per_purchase * ov.mean_discount * ltv.poisson_quantile(coalesce(ov.expected_purchases, 0), 0.9))::numeric, 4)
+             + (ov.margin_per_purchase * ov.mean_discount * coalesce(ov.purchases_high, 0))::numeric, 4)
 FROM with_fits w
 JOIN recurring_value rv USING (customer_id)
-JOIN one_off_value ov USING (customer_id)
+JOIN one_off_value ov USING (customer_id);
+END;
 $$;
 
 COMMENT ON FUNCTION ltv.score_customers(timestamptz, bigint[], bigint) IS

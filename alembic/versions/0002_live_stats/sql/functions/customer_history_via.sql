@@ -1,0 +1,114 @@
+-- ltv.customer_history_via(cutoff, customer_id, live): the rows of ltv.customer_history (see
+-- there for every column), derived from per-customer facts by one query whichever way the facts
+-- are obtained:
+--   live = false  ltv.customer_facts(cutoff) — the raw tables, events before the cutoff only;
+--   live = true   ltv.customer_stats — the live statistics, i.e. the facts with no cutoff (everything recorded). A
+--                 live row equals the facts as of the cutoff unless the customer has an event
+--                 or a subscription dated at or after it; those few customers are recomputed
+--                 from the raw tables as of the cutoff, so both ways return identical rows.
+-- ltv.customer_history chooses the way; tests call this directly to compare the two.
+--
+-- Derived at read time (never stored, so nothing goes stale as the clock moves): t_x and t_cal
+-- from signup, mean one-off spend per purchase day, margins from settings, the billing
+-- interval from plans, the subscription status at the cutoff and current MRR.
+
+CREATE OR REPLACE FUNCTION ltv.customer_history_via(p_cutoff timestamptz, p_customer_id bigint, p_live boolean)
+RETURNS TABLE (
+    customer_id          bigint,
+    vendor_category      text,
+    country              text,
+    acquisition_channel  text,
+    signed_up_at         timestamptz,
+    x                    integer,
+    t_x                  float8,
+    t_cal                float8,
+    mean_one_off         float8,
+    recurring_net        numeric,
+    one_off_net          numeric,
+    net_revenue          numeric,
+    realised_margin      numeric,
+    first_event_at       timestamptz,
+    last_event_at        timestamptz,
+    subscription_id      bigint,
+    billing_interval     text,
+    subscription_status  text,
+    subscription_started timestamptz,
+    paid_periods         integer,
+    period_amount        numeric,
+    current_mrr          numeric
+)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, ltv
+-- custom plans: with p_customer_id set every scan is a primary-key lookup, and the branch of
+-- `facts` that is not used folds away
+SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_raw_ids bigint[];  -- customers whose facts come from the raw tables (NULL = everyone)
+BEGIN
+IF p_live THEN
+    SELECT coalesce(array_agg(s.customer_id), '{}') INTO v_raw_ids
+    FROM ltv.customer_stats s
+    WHERE (p_customer_id IS NULL OR s.customer_id = p_customer_id)
+      AND (s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff);
+ELSIF p_customer_id IS NOT NULL THEN
+    v_raw_ids := ARRAY[p_customer_id];
+END IF;
+
+RETURN QUERY
+WITH
+settings AS (
+    SELECT margin_subscription, margin_one_off FROM ltv.settings
+),
+facts AS (
+    SELECT s.*
+    FROM ltv.customer_stats s
+    WHERE p_live
+      AND (p_customer_id IS NULL OR s.customer_id = p_customer_id)
+      AND coalesce(s.last_event_at < p_cutoff, true)
+      AND coalesce(s.subscription_started < p_cutoff, true)
+    UNION ALL
+    SELECT f.*
+    FROM ltv.customer_facts(p_cutoff, v_raw_ids) f
+    WHERE NOT p_live OR cardinality(v_raw_ids) > 0
+),
+facts_at_cutoff AS (
+    SELECT f.*,
+           CASE WHEN f.subscription_id IS NULL THEN 'none'
+                WHEN f.subscription_ended <= p_cutoff THEN 'ended'
+                WHEN f.subscription_cancelled <= p_cutoff THEN 'cancelled'
+                ELSE 'active' END AS status
+    FROM facts f
+)
+SELECT c.customer_id, c.vendor_category, c.country, c.acquisition_channel, c.signed_up_at,
+       coalesce(f.x, 0),
+       coalesce(ltv.months_between(c.signed_up_at, f.last_purchase_at), 0),
+       ltv.months_between(c.signed_up_at, p_cutoff),
+       (f.one_off_spend / nullif(f.x, 0))::float8,
+       coalesce(f.recurring_net, 0),
+       coalesce(f.one_off_net, 0),
+       coalesce(f.recurring_net, 0) + coalesce(f.one_off_net, 0),
+       round(coalesce(f.recurring_net, 0) * st.margin_subscription + coalesce(f.one_off_net, 0) * st.margin_one_off, 4),
+       f.first_event_at,
+       f.last_event_at,
+       f.subscription_id,
+       p.billing_interval,
+       coalesce(f.status, 'none'),
+       f.subscription_started,
+       coalesce(f.paid_periods, 0),
+       f.period_amount,
+       CASE WHEN f.status = 'active'
+            THEN round(coalesce(f.period_amount, 0) / CASE p.billing_interval WHEN 'year' THEN 12 ELSE 1 END, 4)
+            ELSE 0 END
+FROM ltv.customers c
+CROSS JOIN settings st
+LEFT JOIN facts_at_cutoff f USING (customer_id)
+LEFT JOIN ltv.plans p ON p.plan_code = f.plan_code
+WHERE c.signed_up_at < p_cutoff
+  AND (p_customer_id IS NULL OR c.customer_id = p_customer_id);
+END;
+$$;
+
+COMMENT ON FUNCTION ltv.customer_history_via(timestamptz, bigint, boolean) IS
+    'ltv.customer_history rows derived from the live statistics (live = true, exact at any cutoff) or from the raw tables (false)';
