@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
@@ -10,7 +11,8 @@ from rich.console import Console
 
 from ltv_db import reports
 
-console = Console()
+# Report tables are wide: give them room when stdout is a file or a pipe (CI logs, `| less`).
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True, soft_wrap=True)
 
 DEMO_SUPPLIERS = 50_000

@@ -38,7 +38,7 @@ ORDER BY 1
 
 ACTIVE_SUBSCRIPTIONS_BY_PLAN = """
 SELECT p.tier, p.billing_interval, p.currency, p.plan_code, count(*) AS active,
-       round(p.list_price_minor::numeric / 10 ^ cur.exponent, cur.exponent) AS list_price
+       round(p.list_price_minor / power(10::numeric, cur.exponent), cur.exponent) AS list_price
 FROM ltv.subscriptions s
 JOIN ltv.plans p USING (plan_code)
 JOIN ltv.currencies cur ON cur.currency = p.currency
