@@ -58,6 +58,8 @@ def fetch(conn: psycopg.Connection, query: str, params: dict[str, Any] | None = 
 def _fmt(value: object) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):

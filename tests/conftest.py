@@ -73,6 +73,13 @@ def template_url(pg_server_url: str) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
     url = with_dbname(pg_server_url, TEMPLATE_DB)
     upgrade_head(url)
+    # The migration scheduled pg_cron jobs for the template; a job connected to it would make
+    # CREATE DATABASE ... TEMPLATE fail ("being accessed by other users"). Tests that check the
+    # jobs migrate a database of their own.
+    with psycopg.connect(url) as conn:
+        cron_db = conn.execute("SHOW cron.database_name").fetchone()[0]
+    with psycopg.connect(with_dbname(pg_server_url, cron_db), autocommit=True) as cron:
+        cron.execute("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname LIKE %s", (f"ltv:{TEMPLATE_DB}:%",))
     return url
 
 
