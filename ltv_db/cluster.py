@@ -39,6 +39,9 @@ BASE_CONF = {
     "timezone": "'UTC'",
     "log_timezone": "'UTC'",
     "max_parallel_workers_per_gather": "2",
+    # JIT compiles the model queries for seconds while the work sits in PL/pgSQL functions it
+    # cannot speed up (customer_ltv: 3.6 s with JIT, 5 ms without).
+    "jit": "off",
 }
 # Tests and throw-away clusters trade durability for speed.
 EPHEMERAL_CONF = {"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"}

@@ -159,7 +159,8 @@ SELECT w.customer_id, w.vendor_category, w.country, w.acquisition_channel, w.sig
        w.net_revenue, w.realised_margin, w.current_mrr,
        round(rv.expected::numeric, 4),
        round(coalesce(ov.expected, 0)::numeric, 4),
-       round(w.realised_margin + rv.expected::numeric + coalesce(ov.expected, 0)::numeric, 4),
+       -- the sum of the rounded parts, so the parts always add up to the total
+       w.realised_margin + round(rv.expected::numeric, 4) + round(coalesce(ov.expected, 0)::numeric, 4),
        ov.p_alive,
        ov.expected_purchases,
        rv.months,
