@@ -356,7 +356,8 @@ def main() -> None:
     rng = np.random.default_rng(7)
     refs = [r for r, _ in rows]
     shuffled = list(np.array(refs)[rng.permutation(len(refs))])
-    print(f"# {len(refs):,} customers, {events:,} revenue events, {fits} active fits; {os.cpu_count()} CPUs")
+    print(f"# {len(refs):,} customers, {events:,} revenue events, {fits} active fits; {os.cpu_count()} CPUs; "
+          f"load average at start {os.getloadavg()[0]:.1f} (other work on the machine skews every figure)")
 
     figures: dict[str, Any] = {"customers": len(refs), "events": events, "active_fits": fits}
     figures["latency_ms"] = latency(db_url, redis_url, shuffled, ids, args.latency_sample)
@@ -382,6 +383,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=2, default=str)
+    figures["loadavg_end"] = os.getloadavg()
+    print(f"load average at the end: {figures['loadavg_end'][0]:.1f} (1 min), {figures['loadavg_end'][2]:.1f} (15 min)")
     lat = figures["latency_ms"]
     base = lat["uncached (direct SQL)"]["p50"]
     print(f"\nmedian speed-up over the uncached path: L1 {base / lat['L1 hit']['p50']:,.0f}×, "

@@ -56,6 +56,7 @@ def segments(
         except ServiceUnavailable as exc:
             raise _fail(str(exc), 3) from exc
         base = client.base_currency()
+        refreshed = client.views_refreshed_at
     if as_json:
         for row in rows:
             print(json.dumps(dataclasses.asdict(row), default=str))
@@ -74,10 +75,10 @@ def segments(
             _money(r.p90_ltv), _money(r.total_ltv), _ratio(r.ltv_to_cac), _ratio(r.cac_payback_months),
         )
     console.print(table)
-    if rows:
-        err.print(f"figures as of {rows[0].as_of:%Y-%m-%d %H:%M} UTC (ltv.segment_ltv, refreshed by pg_cron)")
-    else:
+    if not rows:
         err.print("no segment matches")
+    if refreshed is not None:
+        err.print(f"figures as of {refreshed:%Y-%m-%d %H:%M %Z} (the last refresh of ltv.segment_ltv)")
 
 
 def serve_metrics(

@@ -135,7 +135,8 @@ class Lookup(Generic[T]):
 class SegmentLTV:
     """One row of ``ltv.segment_ltv`` (see ``COMMENT ON`` the view for every column): a segment —
     ``'all'`` in each dimension it does not break down by, ``grouping_level`` naming those it
-    does — and its LTV, CAC and payback. Money in base-currency major units."""
+    does — and its LTV, CAC and payback. Money in base-currency major units. The figures are
+    as of the last refresh of the views (:attr:`LTVClient.views_refreshed_at`)."""
 
     grouping_level: str
     vendor_category: str
@@ -156,7 +157,6 @@ class SegmentLTV:
     mean_cac: Decimal | None
     ltv_to_cac: Decimal | None
     cac_payback_months: Decimal | None
-    as_of: datetime
 
     @property
     def dimensions(self) -> dict[str, str]:
@@ -180,7 +180,6 @@ class CohortRetention:
     retained_mrr: Decimal
     gross_revenue_retention: Decimal | None
     net_revenue_retention: Decimal | None
-    as_of: datetime
 
 
 # ltv.segment_ltv's dimensions in grouping_level order, and the columns each one spans.
@@ -391,6 +390,12 @@ class LTVClient:
     def redis(self) -> Any:
         """The raw redis-py client (None without Redis) — for diagnostics and tests."""
         return self._tier.client if self._tier is not None else None
+
+    @property
+    def views_refreshed_at(self) -> datetime | None:
+        """When the segment and cohort views were last refreshed (what their figures are as of)."""
+        stamp = self._inv.views_stamp
+        return datetime.fromisoformat(stamp) if stamp else None
 
     def flush_cache(self) -> None:
         """Make every cached entry unreachable for every process (new generation) and clear L1."""

@@ -34,6 +34,10 @@
 -- come from one window pass; one-off revenue joins through a UNION ALL + GROUP BY (no FULL
 -- JOIN sorts).
 --
+-- No as_of column (ltv.view_freshness has the refresh time): past months do not change between
+-- refreshes, and a column that did would make every REFRESH … CONCURRENTLY rewrite every row
+-- instead of the few that moved.
+--
 -- DROP + CREATE, WITH NO DATA, and registration: see sql/views/customer_ltv_snapshot.sql.
 -- CASCADE drops ltv.cohort_retention, which reads this view.
 
@@ -43,7 +47,7 @@ CREATE MATERIALIZED VIEW ltv.mrr_movements AS
 WITH
 clock AS (
     -- months as integers (year × 12 + month − 1, UTC) so per-row month arithmetic is cheap
-    SELECT now() AS as_of,
+    SELECT now() AS measured_at,
            (date_part('year', now() AT TIME ZONE 'UTC') * 12 + date_part('month', now() AT TIME ZONE 'UTC') - 1)::integer
                AS current_mi
 ),
@@ -82,10 +86,10 @@ charge_months AS (
            (date_part('year', w.priced_after AT TIME ZONE 'UTC') * 12
             + date_part('month', w.priced_after AT TIME ZONE 'UTC') - 1)::integer AS first_mi,
            least(
-               CASE WHEN w.priced_until >= ck.as_of THEN ck.current_mi
+               CASE WHEN w.priced_until >= ck.measured_at THEN ck.current_mi
                     ELSE (date_part('year', w.priced_until AT TIME ZONE 'UTC') * 12
                           + date_part('month', w.priced_until AT TIME ZONE 'UTC') - 1)::integer - 1 END,
-               CASE WHEN w.inactive_from IS NULL OR w.inactive_from > ck.as_of THEN ck.current_mi
+               CASE WHEN w.inactive_from IS NULL OR w.inactive_from > ck.measured_at THEN ck.current_mi
                     ELSE (date_part('year', w.inactive_from AT TIME ZONE 'UTC') * 12
                           + date_part('month', w.inactive_from AT TIME ZONE 'UTC') - 1)::integer
                          - CASE WHEN w.inactive_from = date_trunc('month', w.inactive_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
@@ -168,8 +172,7 @@ SELECT mv.customer_id,
             WHEN mv.churned_mrr > 0 THEN 'churn'
             WHEN mv.closing_mrr > 0 THEN 'unchanged'
             ELSE 'none' END                                         AS movement,
-       mv.one_off_revenue,
-       now()                                                        AS as_of
+       mv.one_off_revenue
 FROM movements mv
 JOIN ltv.customers c USING (customer_id)
 WITH NO DATA;
@@ -178,7 +181,7 @@ CREATE UNIQUE INDEX mrr_movements_key_idx ON ltv.mrr_movements (customer_id, mon
 CREATE INDEX mrr_movements_month_idx ON ltv.mrr_movements (month);
 
 COMMENT ON MATERIALIZED VIEW ltv.mrr_movements IS
-    'MRR bridge per customer and calendar month (UTC): opening + new + expansion − contraction − churned + reactivation = closing. MRR = month-end monthly recurring revenue (annual plans ÷ 12, the ltv.customer_history current_mrr rule); the current month is measured to as_of. Reactivation = MRR returning after at least one month-end at 0. One-off revenue is kept apart in one_off_revenue. Base-currency major units.';
+    'MRR bridge per customer and calendar month (UTC): opening + new + expansion − contraction − churned + reactivation = closing. MRR = month-end monthly recurring revenue (annual plans ÷ 12, the ltv.customer_history current_mrr rule); the current month is measured to the last refresh (ltv.view_freshness). Reactivation = MRR returning after at least one month-end at 0. One-off revenue is kept apart in one_off_revenue. Base-currency major units.';
 COMMENT ON COLUMN ltv.mrr_movements.customer_id IS 'Customer (ltv.customers.customer_id); unique with month';
 COMMENT ON COLUMN ltv.mrr_movements.month IS 'Calendar month (first day, UTC)';
 COMMENT ON COLUMN ltv.mrr_movements.vendor_category IS 'Kind of supplier';
@@ -191,10 +194,9 @@ COMMENT ON COLUMN ltv.mrr_movements.expansion_mrr IS 'Increase of an already pay
 COMMENT ON COLUMN ltv.mrr_movements.contraction_mrr IS 'Decrease of a paying customer''s MRR that stays above 0 (positive amount, subtract it)';
 COMMENT ON COLUMN ltv.mrr_movements.churned_mrr IS 'Opening MRR lost because the customer stopped paying (cancelled or ended by month-end; positive amount, subtract it)';
 COMMENT ON COLUMN ltv.mrr_movements.reactivation_mrr IS 'MRR of a returning customer: opening 0 after having had MRR in an earlier month';
-COMMENT ON COLUMN ltv.mrr_movements.closing_mrr IS 'MRR at the end of this month (for the current month: at as_of)';
+COMMENT ON COLUMN ltv.mrr_movements.closing_mrr IS 'MRR at the end of this month (for the current month: at the last refresh, ltv.view_freshness.last_refreshed_at)';
 COMMENT ON COLUMN ltv.mrr_movements.movement IS 'The row''s movement: new, reactivation, expansion, contraction, churn, unchanged (paying, same MRR) or none (no MRR, revenue only)';
 COMMENT ON COLUMN ltv.mrr_movements.one_off_revenue IS 'One-off purchase revenue booked in the month, net of refunds, chargebacks and credits; never part of MRR';
-COMMENT ON COLUMN ltv.mrr_movements.as_of IS 'Moment the figures were computed (the refresh transaction''s start)';
 
 INSERT INTO ltv.view_refreshes (view_name, refresh_order, description)
 VALUES ('mrr_movements', 40, 'Month-end MRR bridge per customer: new, expansion, contraction, churn, reactivation')

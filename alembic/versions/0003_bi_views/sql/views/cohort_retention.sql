@@ -12,8 +12,9 @@
 --                            counted, so it never exceeds 1
 --   net_revenue_retention    retained_mrr ÷ starting MRR: expansion counts, so it can exceed 1
 -- Month 0 is 1 (100 %) by construction; retained_customers ≤ customers_at_start. The latest
--- month of every cohort is the current month, measured at as_of (to date, like
--- ltv.mrr_movements, which this view reads — it is refreshed after it).
+-- month of every cohort is the current month, measured at the last refresh (to date, like
+-- ltv.mrr_movements, which this view reads — it is refreshed after it). No as_of column, for
+-- the reason given in sql/views/mrr_movements.sql.
 --
 -- DROP + CREATE, WITH NO DATA, and registration: see sql/views/customer_ltv_snapshot.sql.
 
@@ -67,8 +68,7 @@ SELECT cm.cohort_month,
        coalesce(bt.mrr, 0)                                          AS starting_mrr,
        coalesce(r.mrr, 0)                                           AS retained_mrr,
        round(coalesce(r.capped_mrr, 0) / nullif(bt.mrr, 0), 4)     AS gross_revenue_retention,
-       round(coalesce(r.mrr, 0) / nullif(bt.mrr, 0), 4)            AS net_revenue_retention,
-       now()                                                        AS as_of
+       round(coalesce(r.mrr, 0) / nullif(bt.mrr, 0), 4)            AS net_revenue_retention
 FROM cohort_months cm
 LEFT JOIN base_totals bt USING (cohort_month)
 LEFT JOIN retained r USING (cohort_month, month)
@@ -77,7 +77,7 @@ WITH NO DATA;
 CREATE UNIQUE INDEX cohort_retention_key_idx ON ltv.cohort_retention (cohort_month, months_since_signup);
 
 COMMENT ON MATERIALIZED VIEW ltv.cohort_retention IS
-    'Signup-cohort retention in long format (pivot cohort_month × months_since_signup): customers and MRR retained from the cohort''s month-0 paying customers, with gross and net revenue retention. Month 0 = 1. MRR as in ltv.mrr_movements (month-end, annual ÷ 12, base currency); the current month is measured to as_of.';
+    'Signup-cohort retention in long format (pivot cohort_month × months_since_signup): customers and MRR retained from the cohort''s month-0 paying customers, with gross and net revenue retention. Month 0 = 1. MRR as in ltv.mrr_movements (month-end, annual ÷ 12, base currency); the current month is measured to the last refresh (ltv.view_freshness).';
 COMMENT ON COLUMN ltv.cohort_retention.cohort_month IS 'Signup cohort: first day of the UTC month the customers signed up in; unique with months_since_signup';
 COMMENT ON COLUMN ltv.cohort_retention.months_since_signup IS 'Calendar months after the signup month (0 = the signup month itself)';
 COMMENT ON COLUMN ltv.cohort_retention.month IS 'The calendar month measured: cohort_month + months_since_signup';
@@ -89,7 +89,6 @@ COMMENT ON COLUMN ltv.cohort_retention.starting_mrr IS 'MRR of customers_at_star
 COMMENT ON COLUMN ltv.cohort_retention.retained_mrr IS 'MRR of the retained customers at the end of this month (expansion included)';
 COMMENT ON COLUMN ltv.cohort_retention.gross_revenue_retention IS 'Σ min(customer MRR now, its starting MRR) ÷ starting_mrr: revenue kept, expansion ignored (0–1)';
 COMMENT ON COLUMN ltv.cohort_retention.net_revenue_retention IS 'retained_mrr ÷ starting_mrr: revenue kept including expansion (can exceed 1)';
-COMMENT ON COLUMN ltv.cohort_retention.as_of IS 'Moment the figures were computed (the refresh transaction''s start)';
 
 INSERT INTO ltv.view_refreshes (view_name, refresh_order, description)
 VALUES ('cohort_retention', 50, 'Signup-cohort customer and revenue retention by months since signup (long format)')
