@@ -2,28 +2,30 @@
 fast ``ltv.customer_ltv(id)`` answers from them.
 
     LTV_HOME=/work/main/.ltv/bench-live .venv/bin/python benchmarks/bench_live_stats.py \
-        --suppliers 200000 [--reps 3] [--latency-calls 2000] [--stop]
+        --suppliers 200000 [--reps 3] [--ingest-reps 1] [--latency-calls 2000] [--stop]
 
-What it does, in one private cluster (``LTV_HOME``; migrated with ``ltv-db migrate``):
+What it does, in one private cluster (``LTV_HOME``; a fresh database migrated with ``ltv-db
+migrate``):
 
 1. Generates the synthetic marketplace (``ltv_db.demo_data.write_csv``; cached under
    ``benchmarks/out/``) and loads plans, FX, customers and subscriptions with plain SQL (COPY
    into staging, then INSERT … SELECT); resolves every event to its final ``revenue_events`` row
    in an unlogged staging table, in time order, and creates the monthly partitions.
-2. **Bulk load**: ``INSERT INTO ltv.revenue_events SELECT … FROM staging`` of every event, and a
-   ``COPY ltv.revenue_events FROM STDIN`` of the same rows, with the live-statistics INSERT
-   trigger enabled and disabled (``ALTER TABLE … DISABLE TRIGGER live_stats_insert``),
-   alternating, ``--reps`` times each; ratio of the medians. Between runs the events are
-   truncated (which rebuilds the statistics from the subscriptions) and the table vacuumed.
-3. **Incremental load**: with everything before the last month already loaded (and its
-   statistics built), the last month's events — existing customers, most with history — are
-   inserted with the trigger on and off; ratio of the medians.
-4. Checks ``ltv.verify_customer_stats()`` is empty after the trigger-enabled loads.
-5. **Latency**: refits the models (``ltv.refit_models``), then times ``SELECT * FROM
+2. **Bulk load** into an empty ``revenue_events``: ``INSERT … SELECT`` of every event, and a
+   ``COPY … FROM STDIN`` of the same rows, with the live-statistics INSERT trigger enabled and
+   disabled (``ALTER TABLE … DISABLE TRIGGER live_stats_insert``), alternating, ``--reps`` times
+   each. Between runs the events are truncated (which rebuilds the statistics from the
+   subscriptions) and the statistics table vacuumed.
+3. **Ingestion**: ``ltv_db.ingest.ingest_file`` of the events file, trigger on and off.
+4. **Incremental load**: with everything before the last month loaded (statistics rebuilt), the
+   last month's events — mostly customers with history — inserted with the trigger on and off.
+5. Checks ``ltv.verify_customer_stats()`` is empty after the first trigger-maintained run of each.
+6. **Latency**: refits the models (``ltv.refit_models``), then times ``SELECT * FROM
    ltv.customer_ltv(id)`` for ``--latency-calls`` random customers on one connection (after 100
    warm-up calls), client-side round trip over the Unix socket: p50 / p95 / p99 / max.
 
-Results are printed and appended to ``benchmarks/RESULTS.md`` (section "Live statistics
+Every timing is wall clock and, since the machine may be shared, the server backend's own CPU
+time. Results are printed and written to ``benchmarks/RESULTS.md`` (section "Live statistics
 (issue 4)"; a rerun replaces that section only).
 """
 
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import time
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -150,6 +153,33 @@ def load_reference_data(conn: psycopg.Connection, csv_dir: Path) -> None:
 
 
 # -- timing helpers ------------------------------------------------------------------------------
+class Clock:
+    """Wall-clock and server CPU time of one connection's backend.
+
+    The machine these figures come from is shared; wall time swings with everyone else's load,
+    so the backend's own CPU time (user + system, from /proc/<pid>/stat — the private cluster
+    runs on this host) is reported beside it: it counts the work the statement made the server
+    do. None when the server is remote.
+    """
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def measure(self, action) -> tuple[float, float | None]:
+        cpu0, wall0 = self.cpu(), time.perf_counter()
+        action()
+        cpu1, wall1 = self.cpu(), time.perf_counter()
+        return wall1 - wall0, (cpu1 - cpu0) if cpu0 is not None and cpu1 is not None else None
+
+
 def set_trigger(conn: psycopg.Connection, enabled: bool) -> None:
     action = "ENABLE" if enabled else "DISABLE"
     conn.execute(f"ALTER TABLE ltv.revenue_events {action} TRIGGER live_stats_insert")
@@ -160,59 +190,77 @@ def settle(conn: psycopg.Connection) -> None:
     conn.execute("CHECKPOINT")
 
 
-def timed(conn: psycopg.Connection, statement: str) -> float:
-    started = time.perf_counter()
-    conn.execute(statement)
-    return time.perf_counter() - started
-
-
-def timed_copy(conn: psycopg.Connection, rows_sql: str) -> float:
-    """COPY the rows of ``rows_sql`` into ltv.revenue_events through a client round trip."""
+def copy_rows(conn: psycopg.Connection, rows_sql: str) -> bytes:
     buffer = bytearray()
     with conn.cursor() as cur, cur.copy(f"COPY ({rows_sql}) TO STDOUT") as out:
         for chunk in out:
             buffer += chunk
-    started = time.perf_counter()
+    return bytes(buffer)
+
+
+def copy_in(conn: psycopg.Connection, data: bytes) -> None:
     with conn.cursor() as cur, cur.copy(f"COPY ltv.revenue_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
-        view = memoryview(buffer)
+        view = memoryview(data)
         for offset in range(0, len(view), 1 << 20):
             copy.write(view[offset:offset + (1 << 20)])
-    return time.perf_counter() - started
 
 
 def empty_events(conn: psycopg.Connection) -> None:
     # the TRUNCATE trigger rebuilds the statistics (from the subscriptions alone)
-    conn.execute("TRUNCATE ltv.revenue_events")
+    conn.execute("TRUNCATE ltv.revenue_events, ltv.revenue_event_keys")
     settle(conn)
 
 
+def median_pair(runs: list[tuple[float, float | None]]) -> tuple[float, float | None]:
+    wall = statistics.median(r[0] for r in runs)
+    cpus = [r[1] for r in runs if r[1] is not None]
+    return wall, (statistics.median(cpus) if cpus else None)
+
+
 # -- scenarios -----------------------------------------------------------------------------------
-def bench_bulk(conn: psycopg.Connection, reps: int) -> dict:
-    n_events, n_customers = conn.execute("SELECT count(*), count(DISTINCT customer_id) FROM bench.events").fetchone()
-    log(f"bulk load: {n_events:,} events over {n_customers:,} customers, {reps} reps each way")
-    insert_sql = f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.events"
-    rows_sql = f"SELECT {EVENT_COLUMNS} FROM bench.events"
-    times: dict[str, list[float]] = {"insert_on": [], "insert_off": [], "copy_on": [], "copy_off": []}
-    empty_events(conn)
+def alternate(conn: psycopg.Connection, reps: int, label: str, run, reset) -> dict[str, list]:
+    """Run ``run()`` with the trigger off and on, alternating which goes first, ``reps`` times
+    each; ``reset()`` restores the starting state after every run."""
+    runs: dict[str, list] = {"off": [], "on": []}
     for rep in range(reps):
         for enabled in (False, True) if rep % 2 == 0 else (True, False):
             key = "on" if enabled else "off"
             set_trigger(conn, enabled)
-            times[f"insert_{key}"].append(timed(conn, insert_sql))
-            log(f"  INSERT … SELECT, trigger {key}: {times[f'insert_{key}'][-1]:.1f} s")
+            runs[key].append(Clock(conn).measure(run))
+            wall, cpu = runs[key][-1]
+            log(f"  {label}, trigger {key}: {wall:.1f} s wall, {cpu if cpu is None else round(cpu, 1)} s server CPU")
+            set_trigger(conn, True)
             if enabled and rep == 0:
                 diffs = conn.execute("SELECT count(*) FROM ltv.verify_customer_stats()").fetchone()[0]
-                log(f"  verify_customer_stats() after the bulk INSERT: {diffs} differences")
+                log(f"  verify_customer_stats(): {diffs} differences")
                 assert diffs == 0
-            set_trigger(conn, True)
-            empty_events(conn)
-            set_trigger(conn, enabled)
-            times[f"copy_{key}"].append(timed_copy(conn, rows_sql))
-            log(f"  COPY FROM STDIN,  trigger {key}: {times[f'copy_{key}'][-1]:.1f} s")
-            set_trigger(conn, True)
-            empty_events(conn)
-    return {"events": n_events, "customers": n_customers, **{k: statistics.median(v) for k, v in times.items()},
-            "runs": times}
+            reset()
+    return runs
+
+
+def bench_bulk(conn: psycopg.Connection, reps: int) -> dict:
+    n_events, n_customers = conn.execute("SELECT count(*), count(DISTINCT customer_id) FROM bench.events").fetchone()
+    log(f"bulk load: {n_events:,} events over {n_customers:,} customers, {reps} reps each way")
+    empty_events(conn)
+    insert = partial(conn.execute, f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.events")
+    data = copy_rows(conn, f"SELECT {EVENT_COLUMNS} FROM bench.events")
+    result = {"events": n_events, "customers": n_customers}
+    result["insert"] = alternate(conn, reps, "INSERT … SELECT", insert, partial(empty_events, conn))
+    result["copy"] = alternate(conn, reps, "COPY FROM STDIN", partial(copy_in, conn, data), partial(empty_events, conn))
+    return result
+
+
+def bench_ingest(conn: psycopg.Connection, csv_dir: Path, reps: int) -> dict:
+    """The real ingestion path (ltv_db.ingest.ingest_file) of the events file."""
+    from ltv_db.ingest import ingest_file
+
+    log(f"ingest_file(events.csv), {reps} reps each way")
+
+    def run() -> None:
+        result = ingest_file(conn, "events", csv_dir / "events.csv")
+        assert result.rejected == 0, result
+
+    return {"runs": alternate(conn, reps, "ingest_file", run, partial(empty_events, conn))}
 
 
 def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
@@ -233,28 +281,20 @@ def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
     log(f"  {n_events:,} events over {n_customers:,} customers ({with_history:,} with earlier events)")
     ids = [r[0] for r in conn.execute("SELECT DISTINCT customer_id FROM bench.last_month")]
     settle(conn)
-    insert_sql = f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.last_month"
-    times: dict[str, list[float]] = {"on": [], "off": []}
-    for rep in range(reps):
-        for enabled in (False, True) if rep % 2 == 0 else (True, False):
-            key = "on" if enabled else "off"
-            set_trigger(conn, enabled)
-            times[key].append(timed(conn, insert_sql))
-            log(f"  INSERT … SELECT, trigger {key}: {times[key][-1]:.2f} s")
-            if enabled and rep == 0:
-                diffs = conn.execute("SELECT count(*) FROM ltv.verify_customer_stats()").fetchone()[0]
-                log(f"  verify_customer_stats(): {diffs} differences")
-                assert diffs == 0
-            # take the month out again without the triggers, then repair those customers' rows
-            conn.execute("ALTER TABLE ltv.revenue_events DISABLE TRIGGER live_stats_delete")
-            conn.execute("DELETE FROM ltv.revenue_events WHERE occurred_at >= %s", (split,))
-            conn.execute("ALTER TABLE ltv.revenue_events ENABLE TRIGGER live_stats_delete")
-            set_trigger(conn, True)
-            conn.execute("SELECT ltv.refresh_customer_stats(%s)", (ids,))
-            conn.execute("VACUUM ANALYZE ltv.revenue_events")
-            settle(conn)
+
+    def reset() -> None:
+        # take the month out again without the triggers, then repair those customers' rows
+        conn.execute("ALTER TABLE ltv.revenue_events DISABLE TRIGGER live_stats_delete")
+        conn.execute("DELETE FROM ltv.revenue_events WHERE occurred_at >= %s", (split,))
+        conn.execute("ALTER TABLE ltv.revenue_events ENABLE TRIGGER live_stats_delete")
+        conn.execute("SELECT ltv.refresh_customer_stats(%s)", (ids,))
+        conn.execute("VACUUM ANALYZE ltv.revenue_events")
+        settle(conn)
+
+    insert = partial(conn.execute, f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) "
+                                   f"SELECT {EVENT_COLUMNS} FROM bench.last_month")
     return {"events": n_events, "customers": n_customers, "with_history": with_history,
-            "on": statistics.median(times["on"]), "off": statistics.median(times["off"]), "runs": times}
+            "runs": alternate(conn, reps, "last month INSERT … SELECT", insert, reset)}
 
 
 def bench_latency(conn: psycopg.Connection, calls: int) -> dict:
@@ -289,45 +329,58 @@ def bench_latency(conn: psycopg.Connection, calls: int) -> dict:
 
 
 # -- report --------------------------------------------------------------------------------------
-def write_results(args: argparse.Namespace, bulk: dict, incremental: dict, latency: dict) -> str:
-    def ratio(on: float, off: float) -> str:
-        return f"{on / off:.2f}×"
+def write_results(args: argparse.Namespace, context: dict, bulk: dict, ingest: dict | None, incremental: dict,
+                  latency: dict) -> str:
+    def row(label: str, events: str, customers: str, runs: dict[str, list]) -> str:
+        off_wall, off_cpu = median_pair(runs["off"])
+        on_wall, on_cpu = median_pair(runs["on"])
+        cpu_cells = (f"{off_cpu:.1f} | {on_cpu:.1f} | **{on_cpu / off_cpu:.2f}×**"
+                     if off_cpu and on_cpu else "– | – | –")
+        return (f"| {label} | {events} | {customers} | {off_wall:.1f} | {on_wall:.1f} | {on_wall / off_wall:.2f}× "
+                f"| {cpu_cells} |")
 
-    def runs(values: list[float]) -> str:
-        return ", ".join(f"{v:.1f}" for v in values)
+    def all_runs(runs: dict[str, list]) -> str:
+        def fmt(pairs: list) -> str:
+            return ", ".join(f"{w:.1f}/{c:.1f}" if c is not None else f"{w:.1f}" for w, c in pairs)
+        return f"without {fmt(runs['off'])}; with {fmt(runs['on'])}"
 
-    cpu = os.cpu_count()
+    n_ev, n_cu = f"{bulk['events']:,}", f"{bulk['customers']:,}"
     lines = [
         SECTION,
         "",
         f"Command: `LTV_HOME=.ltv/bench-live .venv/bin/python benchmarks/bench_live_stats.py --suppliers "
-        f"{args.suppliers} --reps {args.reps} --latency-calls {args.latency_calls}` "
-        f"({time.strftime('%Y-%m-%d')}, {cpu} CPUs, PostgreSQL 15 private cluster with the default ltv_db settings, "
-        "durable: fsync on). Synthetic marketplace from `ltv_db.demo_data` (seed 1), loaded with plain SQL "
-        "(COPY into staging, INSERT … SELECT).",
+        f"{args.suppliers} --reps {args.reps} --latency-calls {args.latency_calls}` ({time.strftime('%Y-%m-%d')}; "
+        f"{os.cpu_count()} CPUs shared with other work — load average {context['load_start']} at the start, "
+        f"{context['load_end']} at the end; PostgreSQL 15 private cluster, default ltv_db settings, fsync on). "
+        "Synthetic marketplace from `ltv_db.demo_data` (seed 1); plans, FX, customers and subscriptions loaded "
+        "first, so every customer already has a statistics row.",
         "",
-        "**Ingest with vs without the live-statistics trigger** (target ≤ 1.5×; `live_stats_insert` disabled "
-        "with `ALTER TABLE … DISABLE TRIGGER` for the baseline; same run, alternating, median of "
-        f"{args.reps}; seconds):",
+        "**Ingest with vs without the live-statistics trigger** (target ≤ 1.5×). Baseline: `live_stats_insert` "
+        "disabled with `ALTER TABLE … DISABLE TRIGGER`; same run, alternating which goes first, median of "
+        f"{args.reps} runs each way (ingest_file: {args.ingest_reps}). Wall time swings with the machine's other "
+        "load, so the server backend's own CPU time (user + system of its process) is given beside it — the "
+        "steadier measure of the work the trigger adds. Seconds:",
         "",
-        "| load | events | customers | without | with | ratio |",
-        "|---|---:|---:|---:|---:|---:|",
-        f"| bulk `INSERT … SELECT` into empty `revenue_events` | {bulk['events']:,} | {bulk['customers']:,} | "
-        f"{bulk['insert_off']:.1f} | {bulk['insert_on']:.1f} | **{ratio(bulk['insert_on'], bulk['insert_off'])}** |",
-        f"| bulk `COPY … FROM STDIN` into empty `revenue_events` | {bulk['events']:,} | {bulk['customers']:,} | "
-        f"{bulk['copy_off']:.1f} | {bulk['copy_on']:.1f} | **{ratio(bulk['copy_on'], bulk['copy_off'])}** |",
-        f"| last month `INSERT … SELECT` onto the earlier history | {incremental['events']:,} | "
-        f"{incremental['customers']:,} ({incremental['with_history']:,} with history) | "
-        f"{incremental['off']:.2f} | {incremental['on']:.2f} | **{ratio(incremental['on'], incremental['off'])}** |",
+        "| load | events | customers | wall without | wall with | wall ratio | CPU without | CPU with | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        row("bulk `INSERT … SELECT` into empty `revenue_events`", n_ev, n_cu, bulk["insert"]),
+        row("bulk `COPY … FROM STDIN` (text) into empty `revenue_events`", n_ev, n_cu, bulk["copy"]),
+    ]
+    if ingest:
+        lines.append(row("`ltv_db.ingest.ingest_file(events.csv)` (validation, FX, idempotency ledger)",
+                         n_ev, n_cu, ingest["runs"]))
+    lines += [
+        row("last month `INSERT … SELECT` onto the earlier history", f"{incremental['events']:,}",
+            f"{incremental['customers']:,} ({incremental['with_history']:,} with history)", incremental["runs"]),
         "",
-        f"Runs (s): INSERT without {runs(bulk['runs']['insert_off'])}, with {runs(bulk['runs']['insert_on'])}; "
-        f"COPY without {runs(bulk['runs']['copy_off'])}, with {runs(bulk['runs']['copy_on'])}; "
-        f"last month without {runs(incremental['runs']['off'])}, with {runs(incremental['runs']['on'])}. "
-        "`ltv.verify_customer_stats()` returned no difference after the trigger-maintained loads.",
+        "All runs, wall/CPU seconds — INSERT: " + all_runs(bulk["insert"]) + ". COPY: " + all_runs(bulk["copy"])
+        + (". ingest_file: " + all_runs(ingest["runs"]) if ingest else "")
+        + ". Last month: " + all_runs(incremental["runs"]) + ". `ltv.verify_customer_stats()` returned no "
+        "difference after the first trigger-maintained run of each load.",
         "",
         f"**`ltv.customer_ltv(id)` latency** (target p99 ≤ 5 ms): {latency['calls']:,} random customers of "
         f"{latency['customers']:,} ({latency['events']:,} events), one connection, after 100 warm-up calls, "
-        f"client-side round trip over the Unix socket, with {latency['active']} active fits "
+        f"client-side round trip over the Unix socket, {latency['active']} active fits "
         f"(`ltv.refit_models` took {latency['refit_s']:.0f} s):",
         "",
         "| p50 | p95 | p99 | max |",
@@ -352,6 +405,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=2000)
+    parser.add_argument("--ingest-reps", type=int, default=1, help="ingest_file runs each way (0: skip)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     parser.add_argument("--stop", action="store_true", help="stop the private cluster at the end")
     args = parser.parse_args()
@@ -368,14 +422,19 @@ def main() -> None:
         conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(dbname)))
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
     cli("migrate")
+    context = {"load_start": f"{os.getloadavg()[0]:.1f}"}
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             load_reference_data(conn, csv_dir)
             bulk = bench_bulk(conn, args.reps)
+            ingest = bench_ingest(conn, csv_dir, args.ingest_reps) if args.ingest_reps else None
             incremental = bench_incremental(conn, args.reps)
             latency = bench_latency(conn, args.latency_calls)
-        section = write_results(args, bulk, incremental, latency) if not args.no_write else ""
-        print(section or f"{bulk}\n{incremental}\n{latency}")
+        context["load_end"] = f"{os.getloadavg()[0]:.1f}"
+        if args.no_write:
+            print(bulk, ingest, incremental, latency, sep="\n")
+        else:
+            print(write_results(args, context, bulk, ingest, incremental, latency))
     finally:
         if args.stop:
             cli("db", "stop")

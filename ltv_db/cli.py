@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ltv_db.config import load_settings, redact
+from ltv_db.ingest import ENTITIES, ENTITY_NAMES
 
 app = typer.Typer(
     help="ltv_db: customer-lifetime-value engine inside PostgreSQL.\n\n"
@@ -166,39 +167,31 @@ def demo_data(
 
 
 # -- ingestion ------------------------------------------------------------------------------------
-class IngestEntity(StrEnum):
-    """What `ltv-db ingest` loads (ltv_db.ingest.ENTITY_NAMES; a test keeps the two in step)."""
+def _ingest_help() -> str:
+    headers = [
+        f"  {e.name}: {', '.join(e.required)}" + "".join(f" [, {c}]" for c in e.optional) + f"  ({e.description})"
+        for e in ENTITIES.values()
+    ]
+    return "\n\n".join((
+        "Load a CSV file of ENTITY as one all-or-nothing batch: bad rows are quarantined, good rows land.",
+        "Headers (the first line; column order is free, extra columns are ignored, a missing required "
+        "column refuses the whole file; optional columns in brackets):",
+        *headers,
+        "Values: timestamps are ISO 8601 with a UTC offset (2024-03-05T10:11:12Z); amounts are positive "
+        "decimals in major units (29.00) that must be exact in the currency's minor units.",
+        "Idempotent: re-ingesting a file adds nothing. Events are keyed on (source, external_id): an "
+        "identical re-sent event is a skipped duplicate, the same key with other content is rejected. The "
+        "other entities are upserted on their key: identical rows are duplicates, changed rows are updated. "
+        "Every rejected line is kept with its line number, raw text and reason (ltv-db rejects).",
+        "Exit codes: 0 nothing rejected; 3 rows rejected but the good ones were loaded; 4 rows rejected and "
+        "nothing loaded or updated; 2 usage error (missing file, unknown entity, missing column); 1 "
+        "unexpected error (nothing was committed).",
+    ))
 
-    plans = "plans"
-    fx_rates = "fx_rates"
-    acquisition_spend = "acquisition_spend"
-    customers = "customers"
-    subscriptions = "subscriptions"
-    events = "events"
 
-
-INGEST_HELP = "\n\n".join((
-    "Load a CSV file of ENTITY as one all-or-nothing batch: bad rows are quarantined, good rows land.",
-    "Headers (the first line; column order is free, extra columns are ignored, a missing required "
-    "column refuses the whole file):",
-    "  plans: plan_code, tier, billing_interval, list_price, currency",
-    "  fx_rates: currency, day, rate  (1 currency = rate units of the base currency on day)",
-    "  acquisition_spend: acquisition_channel, month, amount, currency  (month YYYY-MM)",
-    "  customers: customer_ref, vendor_category, country, acquisition_channel, signed_up_at [, region]",
-    "  subscriptions: subscription_ref, customer_ref, plan_code, billing_interval, started_at, "
-    "cancelled_at [, ended_at]",
-    "  events: source, external_id, customer_ref, occurred_at, kind, amount, currency, subscription_ref",
-    "Values: timestamps are ISO 8601 with a UTC offset (2024-03-05T10:11:12Z); amounts are positive "
-    "decimals in major units (29.00) that must be exact in the currency's minor units; an event kind is "
-    "subscription, one_off, refund, chargeback or credit; an empty cancelled_at means active.",
-    "Idempotent: re-ingesting a file adds nothing. Events are keyed on (source, external_id): an "
-    "identical re-sent event is a skipped duplicate, the same key with other content is rejected. The "
-    "other entities are upserted on their key: identical rows are duplicates, changed rows are updated. "
-    "Every rejected line is kept with its line number, raw text and reason (ltv-db rejects).",
-    "Exit codes: 0 nothing rejected; 3 rows rejected but the good ones were loaded; 4 rows rejected and "
-    "nothing loaded or updated; 2 usage error (missing file, unknown entity, missing column); 1 "
-    "unexpected error (nothing was committed).",
-))
+# The entity choices are the engine's (ltv_db.ingest.ENTITY_NAMES), in its order.
+IngestEntity = StrEnum("IngestEntity", [(name, name) for name in ENTITY_NAMES])
+INGEST_HELP = _ingest_help()
 
 PROGRESS_MIN_BYTES = 8 << 20  # smaller files finish before a progress bar is worth drawing
 

@@ -33,6 +33,21 @@ are keyed on (source, external_id) through the ledger ``ltv.revenue_event_keys``
 re-sent identical event is a duplicate, a re-sent key with different content is rejected as a
 conflict. A key repeated inside one file is rejected from its second occurrence on.
 
+Events, step by step after staging (each good line already carries its ``event_id``, drawn
+from the table's sequence, so the ledger row and the event row share it without a join): one
+pass counts the outcomes and the distinct (currency, UTC day) pairs of the good rows;
+``ltv.fx_rate_at`` — the one FX rule — runs once per pair, and rows whose day has no usable
+rate are rejected (never converted at 1.0); the monthly partitions the batch needs are created
+(within [2000-01, now + ``partition_months_ahead``]; other months go to the DEFAULT partition,
+which ``ltv.maintain_revenue_partitions()`` rehomes); the ledger insert claims the keys; when
+every good line claimed its key the events are inserted straight away, otherwise the unclaimed
+lines are classified (repeat of a line of this file, identical re-send, or conflict) first.
+
+Limits: a quoted field cannot contain a line break (such a line is rejected as malformed
+quoting); values are taken verbatim (no trimming). Two batches that create the same new
+partition, or claim the same keys in opposite orders, wait for (or deadlock with) each other;
+the loser is rolled back whole and can simply be re-run.
+
 Exit codes (:attr:`IngestResult.exit_code` and the CLI): 0 nothing rejected; 3 some rows
 rejected but good rows were loaded or updated; 4 rows rejected and nothing loaded or updated;
 2 usage errors (unknown entity, missing file, empty file, missing required column); 1 any
@@ -196,6 +211,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Entity:
+    """One kind of file: its columns, its staging statement, its loader, a line for --help."""
+
     name: str
     required: tuple[str, ...]
     optional: tuple[str, ...]
@@ -383,6 +400,21 @@ def upsert_counts(cur: psycopg.Cursor, statement: str, outcome: Outcome, good: i
     return outcome
 
 
+def upsert_statement(table: str, key: str, columns: list[str], changed: list[str]) -> str:
+    """INSERT the good staged rows in file order; on a key conflict UPDATE only when a ``changed``
+    column differs; RETURNING whether each written row is new (xmax = 0) or updated. Names are
+    constants of this module, never text from a file."""
+    cols = ", ".join(columns)
+    stored, incoming = (", ".join(f"{side}.{c}" for c in changed) for side in ("t", "EXCLUDED"))
+    differs = f"({stored}) IS DISTINCT FROM ({incoming})"
+    return f"""
+        INSERT INTO {table} AS t ({cols})
+        SELECT {cols} FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
+        ON CONFLICT ({key}) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in changed)}
+        WHERE {differs}
+        RETURNING t.xmax = 0 AS inserted"""
+
+
 def load_reference(cur: psycopg.Cursor, batch: Batch, statement: str) -> Outcome:
     """Rejects, then the upsert of the good rows (every entity but events)."""
     with phase("count"):
@@ -427,16 +459,10 @@ def stage_customers(layout: Layout) -> sql.Composed:
 def load_customers(cur: psycopg.Cursor, batch: Batch) -> Outcome:
     # region is compared and updated only when the file has the column: a file without it
     # must not wipe regions loaded earlier.
-    region = "region" in batch.layout.positions
-    cols = "customer_ref, vendor_category, country, acquisition_channel, signed_up_at" + (", region" if region else "")
-    changed = ["vendor_category", "country", "acquisition_channel", "signed_up_at"] + (["region"] if region else [])
-    return load_reference(cur, batch, f"""
-        INSERT INTO ltv.customers AS c ({cols})
-        SELECT {cols} FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
-        ON CONFLICT (customer_ref) DO UPDATE
-        SET {', '.join(f'{c} = EXCLUDED.{c}' for c in changed)}
-        WHERE ({', '.join(f'c.{c}' for c in changed)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in changed)})
-        RETURNING c.xmax = 0 AS inserted""")
+    changed = ["vendor_category", "country", "acquisition_channel", "signed_up_at"]
+    changed += ["region"] if "region" in batch.layout.positions else []
+    return load_reference(cur, batch, upsert_statement("ltv.customers", "customer_ref", ["customer_ref", *changed],
+                                                       changed))
 
 
 # -- subscriptions ---------------------------------------------------------------------------------
@@ -490,16 +516,11 @@ def stage_subscriptions(layout: Layout) -> sql.Composed:
 
 
 def load_subscriptions(cur: psycopg.Cursor, batch: Batch) -> Outcome:
-    has_ended = "ended_at" in batch.layout.positions
-    changed = ["plan_code", "started_at", "cancelled_at"] + (["ended_at"] if has_ended else [])
-    cols = "customer_id, subscription_ref, " + ", ".join(changed)
-    return load_reference(cur, batch, f"""
-        INSERT INTO ltv.subscriptions AS s ({cols})
-        SELECT {cols} FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
-        ON CONFLICT (customer_id, subscription_ref) DO UPDATE
-        SET {', '.join(f'{c} = EXCLUDED.{c}' for c in changed)}
-        WHERE ({', '.join(f's.{c}' for c in changed)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in changed)})
-        RETURNING s.xmax = 0 AS inserted""")
+    # ended_at likewise: only a file with the column changes it
+    changed = ["plan_code", "started_at", "cancelled_at"]
+    changed += ["ended_at"] if "ended_at" in batch.layout.positions else []
+    return load_reference(cur, batch, upsert_statement("ltv.subscriptions", "customer_id, subscription_ref",
+                                                       ["customer_id", "subscription_ref", *changed], changed))
 
 
 # -- plans, FX rates, acquisition spend --------------------------------------------------------------
@@ -535,13 +556,7 @@ def stage_plans(layout: Layout) -> sql.Composed:
 
 def load_plans(cur: psycopg.Cursor, batch: Batch) -> Outcome:
     changed = ["tier", "billing_interval", "list_price_minor", "currency"]
-    return load_reference(cur, batch, f"""
-        INSERT INTO ltv.plans AS p (plan_code, {', '.join(changed)})
-        SELECT plan_code, {', '.join(changed)} FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
-        ON CONFLICT (plan_code) DO UPDATE
-        SET {', '.join(f'{c} = EXCLUDED.{c}' for c in changed)}
-        WHERE ({', '.join(f'p.{c}' for c in changed)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in changed)})
-        RETURNING p.xmax = 0 AS inserted""")
+    return load_reference(cur, batch, upsert_statement("ltv.plans", "plan_code", ["plan_code", *changed], changed))
 
 
 def stage_fx_rates(layout: Layout) -> sql.Composed:
@@ -574,12 +589,8 @@ def stage_fx_rates(layout: Layout) -> sql.Composed:
 
 
 def load_fx_rates(cur: psycopg.Cursor, batch: Batch) -> Outcome:
-    return load_reference(cur, batch, """
-        INSERT INTO ltv.fx_rates AS r (currency, day, rate)
-        SELECT currency, day, rate FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
-        ON CONFLICT (currency, day) DO UPDATE SET rate = EXCLUDED.rate
-        WHERE r.rate IS DISTINCT FROM EXCLUDED.rate
-        RETURNING r.xmax = 0 AS inserted""")
+    return load_reference(cur, batch, upsert_statement("ltv.fx_rates", "currency, day", ["currency", "day", "rate"],
+                                                       ["rate"]))
 
 
 def stage_acquisition_spend(layout: Layout) -> sql.Composed:
@@ -606,13 +617,9 @@ def stage_acquisition_spend(layout: Layout) -> sql.Composed:
 
 
 def load_acquisition_spend(cur: psycopg.Cursor, batch: Batch) -> Outcome:
-    return load_reference(cur, batch, """
-        INSERT INTO ltv.acquisition_spend AS a (acquisition_channel, month, currency, amount_minor)
-        SELECT acquisition_channel, month, currency, amount_minor
-        FROM pg_temp.ingest_staged WHERE reject_kind IS NULL ORDER BY line_no
-        ON CONFLICT (acquisition_channel, month, currency) DO UPDATE SET amount_minor = EXCLUDED.amount_minor
-        WHERE a.amount_minor IS DISTINCT FROM EXCLUDED.amount_minor
-        RETURNING a.xmax = 0 AS inserted""")
+    key = ["acquisition_channel", "month", "currency"]
+    return load_reference(cur, batch, upsert_statement("ltv.acquisition_spend", ", ".join(key),
+                                                       [*key, "amount_minor"], ["amount_minor"]))
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -773,16 +780,12 @@ LEFT JOIN ltv.revenue_events e
 """
 
 EVENT_VERDICT_REJECTS = """
-WITH rejected AS (
-    INSERT INTO ltv.ingest_rejects (batch_id, file_name, line_no, raw_line, reason)
-    SELECT {batch}, {file}, v.line_no, r.raw, v.judgement[1] || ': ' || v.judgement[2]
-    FROM pg_temp.ingest_verdicts v
-    JOIN pg_temp.ingest_raw_lines r USING (line_no)
-    WHERE v.judgement IS NOT NULL
-    ORDER BY v.line_no
-    RETURNING 1
-)
-SELECT count(*) FROM rejected
+INSERT INTO ltv.ingest_rejects (batch_id, file_name, line_no, raw_line, reason)
+SELECT {batch}, {file}, v.line_no, r.raw, v.judgement[1] || ': ' || v.judgement[2]
+FROM pg_temp.ingest_verdicts v
+JOIN pg_temp.ingest_raw_lines r USING (line_no)
+WHERE v.judgement IS NOT NULL
+ORDER BY v.line_no
 """
 
 
@@ -828,18 +831,24 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
         with phase("classify repeats"):
             cur.execute(EVENT_UNCLAIMED)
             cur.execute(verdicts)
-        rejected = scalar(cur, sql.SQL(EVENT_VERDICT_REJECTS).format(**literals))
-        cur.execute("SELECT judgement[1], count(*) FROM pg_temp.ingest_verdicts GROUP BY 1")
-        for kind, n in cur.fetchall():
-            if kind is None:
-                outcome.duplicates = n
-            else:
-                outcome.reject(kind, n)
-        filter_sql = "AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_unclaimed u WHERE u.line_no = s.line_no)"
-        with phase("insert events"):
-            cur.execute(sql.SQL(EVENT_INSERT.replace("{unclaimed_filter}", filter_sql)).format(**literals))
-        inserted = cur.rowcount
-        if outcome.duplicates + int(rejected) + claimed != good:  # type: ignore[call-overload]
+            cur.execute("SELECT judgement[1], count(*) FROM pg_temp.ingest_verdicts GROUP BY 1")
+            repeats_rejected = 0
+            for kind, n in cur.fetchall():
+                if kind is None:
+                    outcome.duplicates = n
+                else:
+                    outcome.reject(kind, n)
+                    repeats_rejected += n
+        if repeats_rejected:
+            with phase("write rejects"):
+                cur.execute(sql.SQL(EVENT_VERDICT_REJECTS).format(**literals))
+        inserted = 0
+        if claimed:  # a plain re-send claims nothing: no pass over the staged rows to insert nothing
+            filter_sql = "AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_unclaimed u WHERE u.line_no = s.line_no)"
+            with phase("insert events"):
+                cur.execute(sql.SQL(EVENT_INSERT.replace("{unclaimed_filter}", filter_sql)).format(**literals))
+            inserted = cur.rowcount
+        if outcome.duplicates + repeats_rejected + claimed != good:
             raise IngestInvariantError("events: unclaimed rows were not all classified")
     if inserted != claimed:
         raise IngestInvariantError(f"events: {claimed} keys claimed but {inserted} events inserted")
@@ -852,19 +861,17 @@ ENTITIES: dict[str, Entity] = {
     e.name: e
     for e in (
         Entity("plans", PLAN_COLUMNS, (), stage_plans, load_plans,
-               "subscription plans; list_price in major units of currency; upsert on plan_code"),
+               "billing_interval month or year; list_price in the currency's major units; key plan_code"),
         Entity("fx_rates", FX_COLUMNS, (), stage_fx_rates, load_fx_rates,
-               "1 unit of currency = rate units of the base currency on day (YYYY-MM-DD); upsert on (currency, day)"),
+               "1 unit of currency = rate units of the base currency on day YYYY-MM-DD; key (currency, day)"),
         Entity("acquisition_spend", SPEND_COLUMNS, (), stage_acquisition_spend, load_acquisition_spend,
-               "marketing spend per channel and month (YYYY-MM or YYYY-MM-01); upsert on (channel, month, currency)"),
+               "month YYYY-MM or YYYY-MM-01; key (acquisition_channel, month, currency)"),
         Entity("customers", CUSTOMER_COLUMNS, ("region",), stage_customers, load_customers,
-               "suppliers; signed_up_at ISO 8601 with offset; upsert on customer_ref"),
+               "key customer_ref"),
         Entity("subscriptions", SUBSCRIPTION_COLUMNS, ("ended_at",), stage_subscriptions, load_subscriptions,
-               "empty cancelled_at = active; billing_interval must match the plan; "
-               "upsert on (customer, subscription_ref)"),
+               "empty cancelled_at = active; billing_interval must be the plan's; key (customer, subscription_ref)"),
         Entity("events", EVENT_COLUMNS, (), stage_events, load_events,
-               "kind: subscription|one_off|refund|chargeback|credit; positive amount in major units; "
-               "idempotent on (source, external_id)"),
+               "kind subscription, one_off, refund, chargeback or credit; key (source, external_id)"),
     )
 }
 ENTITY_NAMES: tuple[str, ...] = tuple(ENTITIES)

@@ -252,6 +252,21 @@ def test_fx_uses_the_event_day_or_a_recent_earlier_rate_and_refuses_stale_ones(
     ]
 
 
+def test_base_amounts_that_would_overflow_are_rejected(db: psycopg.Connection, tmp_path: Path) -> None:
+    setup_marketplace(db, tmp_path)
+    load(db, tmp_path, "fx_rates", "currency,day,rate", ["BHD,2024-03-05,150"])  # a rate ≥ 100: checked per row
+    result = load(db, tmp_path, "events", EVENT_HEADER, [
+        event("small", amount="2.125", currency="BHD"),
+        event("huge", amount="99999999999999.999", currency="BHD"),
+    ])
+    assert (result.loaded, result.rejects_by_reason) == (1, {"amount too large in base currency": 1})
+    assert db.execute("SELECT amount_minor, fx_rate, amount_base FROM ltv.revenue_events").fetchall() == [
+        (2125, Decimal("150.0000000000"), Decimal("318.7500")),
+    ]
+    [(line, _, reason)] = rejects(db, result.batch_id)
+    assert (line, reason) == (3, "amount too large in base currency: rate 150.0000000000")
+
+
 def test_events_outside_existing_partitions_are_kept_and_rehomed(db: psycopg.Connection, tmp_path: Path) -> None:
     setup_marketplace(db, tmp_path)
     far_future = (date.today().replace(day=1) + timedelta(days=366 * 30)).isoformat()

@@ -43,7 +43,7 @@ RETURNS TABLE (
     period_amount        numeric,
     current_mrr          numeric
 )
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE  -- not parallel safe: ltv.customer_history_via sets plan_cache_mode
 SET search_path = pg_catalog, ltv
 AS $$
 SELECT * FROM ltv.customer_history_via(p_cutoff, p_customer_id, p_customer_id IS NOT NULL OR p_cutoff >= now())

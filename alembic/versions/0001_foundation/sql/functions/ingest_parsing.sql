@@ -62,7 +62,6 @@ SELECT CASE
                 p_text ~ '^[-0-9:TZ]+$'
                 AND p_text NOT LIKE '%-%-%-%' AND p_text NOT LIKE '%:%:%:%'
                 AND p_text NOT LIKE '%T%T%' AND p_text NOT LIKE '%Z%Z%'
-                AND substr(p_text, 12, 2) <= '23'
             WHEN p_text LIKE '____-__-__T__:__:_____:__' THEN
                 p_text ~ '^[-+0-9:T]+$'
                 AND p_text NOT LIKE '%:%:%:%:%' AND p_text NOT LIKE '%T%T%'
@@ -70,17 +69,19 @@ SELECT CASE
                          AND p_text NOT LIKE '%-%-%-%' AND p_text NOT LIKE '%+%+%')
                      OR (p_text LIKE '___________________-%'
                          AND p_text NOT LIKE '%-%-%-%-%' AND p_text NOT LIKE '%+%'))
-                AND substr(p_text, 12, 2) <= '23'
                 AND substr(p_text, 21, 2) <= '15' AND substr(p_text, 24, 1) <= '5'
             ELSE false  -- not NULL: a NULL would let the AND chain below reach the casts
          END
-         AND substr(p_text, 6, 2) BETWEEN '01' AND '12'
-         AND substr(p_text, 9, 2) BETWEEN '01' AND '31'
+         -- every other position is a digit now, so single comparisons check the ranges
+         -- (substr counts characters in UTF-8, so the cheaper LIKE takes the fixed patterns)
+         AND p_text NOT LIKE '0000%'
+         AND p_text NOT LIKE '_____00%' AND substr(p_text, 6, 2) <= '12'
+         AND p_text NOT LIKE '________00%'
+         AND substr(p_text, 12, 2) <= '23'
          AND substr(p_text, 15, 1) <= '5' AND substr(p_text, 18, 1) <= '5'
-         AND left(p_text, 4) <> '0000'
-         AND (substr(p_text, 9, 2) <= '28'
-              OR ltv.ingest_valid_ymd(left(p_text, 4)::integer, substr(p_text, 6, 2)::integer,
-                                      substr(p_text, 9, 2)::integer))
+         AND CASE WHEN substr(p_text, 9, 2) <= '28' THEN true
+                  ELSE ltv.ingest_valid_ymd(left(p_text, 4)::integer, substr(p_text, 6, 2)::integer,
+                                            substr(p_text, 9, 2)::integer) END
         THEN p_text::timestamptz
     WHEN length(p_text) <= 40
          AND p_text ~ '^[0-9][0-9][0-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?([Zz]|[+-](0[0-9]|1[0-5])(:?[0-5][0-9])?)$'

@@ -82,16 +82,16 @@ latest_subscription AS (
     ORDER BY s.customer_id, s.started_at DESC, s.subscription_id DESC
 ),
 latest_charge AS (
-    SELECT DISTINCT ON (ls.customer_id)
-           ls.customer_id,
-           count(*) OVER (PARTITION BY ls.customer_id)::integer AS paid_periods,
-           e.occurred_at AS last_period_at,
-           e.event_id    AS last_period_event_id,
-           e.signed_base AS period_amount
+    SELECT ls.customer_id,
+           count(*)::integer AS paid_periods,
+           max(e.occurred_at) AS last_period_at,
+           -- the last charge by (occurred_at, event_id) with its amount, without a sort: arrays
+           -- compare element by element, and the epoch (numeric) orders like the time
+           max(ARRAY[extract(epoch FROM e.occurred_at), e.event_id, e.signed_base]) AS last_charge
     FROM latest_subscription ls
     JOIN events_before e
       ON e.customer_id = ls.customer_id AND e.subscription_id = ls.subscription_id AND e.kind = 'subscription'
-    ORDER BY ls.customer_id, e.occurred_at DESC, e.event_id DESC
+    GROUP BY ls.customer_id
 ),
 customers_with_facts AS (
     SELECT customer_id FROM money
@@ -115,8 +115,8 @@ SELECT c.customer_id,
        ls.ended_at,
        coalesce(lc.paid_periods, 0),
        lc.last_period_at,
-       lc.last_period_event_id,
-       lc.period_amount
+       lc.last_charge[2]::bigint,
+       lc.last_charge[3]
 FROM customers_with_facts c
 LEFT JOIN money m USING (customer_id)
 LEFT JOIN one_off_summary o USING (customer_id)

@@ -2,10 +2,11 @@
 -- there for every column), derived from per-customer facts by one query whichever way the facts
 -- are obtained:
 --   live = false  ltv.customer_facts(cutoff) — the raw tables, events before the cutoff only;
---   live = true   ltv.customer_stats — the live statistics, i.e. the facts with no cutoff (everything recorded). A
---                 live row equals the facts as of the cutoff unless the customer has an event
---                 or a subscription dated at or after it; those few customers are recomputed
---                 from the raw tables as of the cutoff, so both ways return identical rows.
+--   live = true   ltv.customer_stats — the live statistics, i.e. the facts of everything
+--                 recorded. A live row equals the facts as of the cutoff unless the customer
+--                 has an event or a subscription dated at or after it; those few customers are
+--                 recomputed from the raw tables as of the cutoff, so both ways return
+--                 identical rows.
 -- ltv.customer_history chooses the way; tests call this directly to compare the two.
 --
 -- Derived at read time (never stored, so nothing goes stale as the clock moves): t_x and t_cal
@@ -37,20 +38,26 @@ RETURNS TABLE (
     period_amount        numeric,
     current_mrr          numeric
 )
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE  -- not parallel safe: sets plan_cache_mode per call
 SET search_path = pg_catalog, ltv
--- custom plans: with p_customer_id set every scan is a primary-key lookup, and the branch of
--- `facts` that is not used folds away
-SET plan_cache_mode = force_custom_plan
+SET plan_cache_mode = auto  -- set per call below; restored on return
 AS $$
 #variable_conflict use_column
 DECLARE
+    -- the customers wanted, as a primary-key range (one customer, or everyone)
+    v_from    bigint := coalesce(p_customer_id, -9223372036854775808);
+    v_to      bigint := coalesce(p_customer_id, 9223372036854775807);
     v_raw_ids bigint[];  -- customers whose facts come from the raw tables (NULL = everyone)
 BEGIN
+-- One customer (ltv.customer_ltv, a few milliseconds): the plans made once per session, every
+-- scan a primary-key lookup. Everyone (refits, the LTV snapshot): planned for the call, so the
+-- branch of `facts` not used folds away and the scans are sequential.
+PERFORM set_config('plan_cache_mode',
+                   CASE WHEN p_customer_id IS NULL THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true);
 IF p_live THEN
     SELECT coalesce(array_agg(s.customer_id), '{}') INTO v_raw_ids
     FROM ltv.customer_stats s
-    WHERE (p_customer_id IS NULL OR s.customer_id = p_customer_id)
+    WHERE s.customer_id BETWEEN v_from AND v_to
       AND (s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff);
 ELSIF p_customer_id IS NOT NULL THEN
     v_raw_ids := ARRAY[p_customer_id];
@@ -65,7 +72,7 @@ facts AS (
     SELECT s.*
     FROM ltv.customer_stats s
     WHERE p_live
-      AND (p_customer_id IS NULL OR s.customer_id = p_customer_id)
+      AND s.customer_id BETWEEN v_from AND v_to
       AND coalesce(s.last_event_at < p_cutoff, true)
       AND coalesce(s.subscription_started < p_cutoff, true)
     UNION ALL
@@ -106,7 +113,7 @@ CROSS JOIN settings st
 LEFT JOIN facts_at_cutoff f USING (customer_id)
 LEFT JOIN ltv.plans p ON p.plan_code = f.plan_code
 WHERE c.signed_up_at < p_cutoff
-  AND (p_customer_id IS NULL OR c.customer_id = p_customer_id);
+  AND c.customer_id BETWEEN v_from AND v_to;
 END;
 $$;
 

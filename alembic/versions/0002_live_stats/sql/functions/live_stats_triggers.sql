@@ -42,59 +42,53 @@ SET enable_mergejoin = off
 SET enable_nestloop = off
 AS $$
 DECLARE
-    v_added ltv.customer_stats[];  -- what the new events contribute, per customer and subscription
-    v_ids   bigint[];
+    v_ids bigint[];  -- the customers the statement touched, ascending
 BEGIN
--- 1. One pass over the new events: their own facts per customer and subscription, in the
---    shape of a customer_stats row (money and events; for subscription charges: paid_periods =
---    how many, last_period_* = the last by (occurred_at, event_id)). Kept in a variable so the
---    rows can be locked before anything is read from ltv.customer_stats.
-SELECT array_agg(grouped.facts ORDER BY (grouped.facts).customer_id) INTO v_added
-FROM (
-    SELECT ROW(r.customer_id,
-               count(*), min(r.occurred_at), max(r.occurred_at),
-               coalesce(sum(CASE WHEN r.kind IN ('subscription', 'one_off') THEN r.amount_base ELSE -r.amount_base END)
-                        FILTER (WHERE r.subscription_id IS NOT NULL OR r.kind = 'subscription'), 0),
-               coalesce(sum(CASE WHEN r.kind IN ('subscription', 'one_off') THEN r.amount_base ELSE -r.amount_base END)
-                        FILTER (WHERE r.subscription_id IS NULL AND r.kind <> 'subscription'), 0),
-               0, NULL, NULL, 0,  -- one-off purchase days: counted against the stored row below
-               r.subscription_id, NULL, NULL, NULL, NULL,
-               count(*) FILTER (WHERE r.kind = 'subscription'),
-               max(r.occurred_at) FILTER (WHERE r.kind = 'subscription'),
-               -- the last charge with its event_id and amount, in the same pass: arrays compare
-               -- element by element, and the epoch (numeric) orders like the time
-               ((max(ARRAY[extract(epoch FROM r.occurred_at), r.event_id, r.amount_base])
-                   FILTER (WHERE r.kind = 'subscription'))[2])::bigint,
-               (max(ARRAY[extract(epoch FROM r.occurred_at), r.event_id, r.amount_base])
-                   FILTER (WHERE r.kind = 'subscription'))[3]
-           )::ltv.customer_stats AS facts
-    FROM inserted_rows r
-    GROUP BY r.customer_id, r.subscription_id
-) grouped;
-IF v_added IS NULL THEN
+SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
+FROM (SELECT DISTINCT customer_id FROM inserted_rows) inserted_customers;
+IF v_ids IS NULL THEN
     RETURN NULL;
 END IF;
-SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
-FROM (SELECT DISTINCT customer_id FROM unnest(v_added)) added_customers;
 
--- 2. Lock the customers' rows, in id order.
+-- Lock the customers' rows, in id order, before anything is read from ltv.customer_stats.
 PERFORM ltv.lock_customer_stats(v_ids);
 
--- 3. Merge. Planned afresh for every statement (plan_cache_mode above, v_ids and v_added
---    parameters): the plan that suits one payment is not the plan that suits a COPY of
---    millions. Every join is a hash join and the stored rows are fetched by primary key
---    (= ANY), which is right at any size whatever the planner guesses about the groups.
+-- Merge. Planned afresh for every statement (plan_cache_mode above, v_ids a parameter): the
+-- plan that suits one payment is not the plan that suits a COPY of millions. The transition
+-- table is read twice (grouped by customer and subscription, and by customer and purchase
+-- day); every join is a hash join and the stored rows are fetched by primary key (= ANY),
+-- which is right at any size whatever the planner guesses about the groups.
 WITH
-added AS (
-    SELECT * FROM unnest(v_added)
+added AS (  -- per customer and subscription: money, and for charges how many and the last
+    SELECT r.customer_id, r.subscription_id,
+           count(*) AS events,
+           min(r.occurred_at) AS first_at,
+           max(r.occurred_at) AS last_at,
+           -- net = money in (subscription, one_off) − money out (refund, chargeback, credit)
+           coalesce(sum(r.amount_base) FILTER (WHERE r.kind IN ('subscription', 'one_off')), 0)
+             - coalesce(sum(r.amount_base) FILTER (WHERE r.kind NOT IN ('subscription', 'one_off')), 0) AS net,
+           -- recurring = tied to a subscription: the whole group when it has a subscription_id,
+           -- else only the charges (kind subscription) that lack one
+           sum(r.amount_base) FILTER (WHERE r.kind = 'subscription' AND r.subscription_id IS NULL)
+               AS unlinked_charges_net,
+           count(*) FILTER (WHERE r.kind = 'subscription')::integer AS charges,
+           max(r.occurred_at) FILTER (WHERE r.kind = 'subscription') AS charge_at,
+           -- the last charge by (occurred_at, event_id) with its amount, in the same pass:
+           -- arrays compare element by element, and the epoch (numeric) orders like the time
+           max(ARRAY[extract(epoch FROM r.occurred_at), r.event_id, r.amount_base])
+               FILTER (WHERE r.kind = 'subscription') AS last_charge
+    FROM inserted_rows r
+    GROUP BY r.customer_id, r.subscription_id
 ),
 added_money AS (
     SELECT a.customer_id,
-           sum(a.event_count) AS events,
-           min(a.first_event_at) AS first_event_at,
-           max(a.last_event_at) AS last_event_at,
-           sum(a.recurring_net) AS recurring_net,
-           sum(a.one_off_net) AS one_off_net
+           sum(a.events) AS events,
+           min(a.first_at) AS first_event_at,
+           max(a.last_at) AS last_event_at,
+           sum(CASE WHEN a.subscription_id IS NOT NULL THEN a.net ELSE coalesce(a.unlinked_charges_net, 0) END)
+               AS recurring_net,
+           sum(CASE WHEN a.subscription_id IS NOT NULL THEN 0 ELSE a.net - coalesce(a.unlinked_charges_net, 0) END)
+               AS one_off_net
     FROM added a
     GROUP BY a.customer_id
 ),
@@ -135,11 +129,11 @@ added_one_off AS (
     GROUP BY d.customer_id
 ),
 added_charges AS (  -- charges of the customer's latest subscription
-    SELECT a.customer_id, a.paid_periods AS charges, a.last_period_at AS charge_at,
-           a.last_period_event_id AS charge_event_id, a.period_amount AS charge_amount
+    SELECT a.customer_id, a.charges, a.charge_at,
+           a.last_charge[2]::bigint AS charge_event_id, a.last_charge[3] AS charge_amount
     FROM added a
     JOIN stored s ON s.customer_id = a.customer_id AND s.subscription_id = a.subscription_id
-    WHERE a.paid_periods > 0
+    WHERE a.charges > 0
 ),
 merged AS (  -- stored facts + added events; charges count only for the latest subscription
     SELECT s.customer_id,
