@@ -83,6 +83,27 @@ def downgrade(revision_file: str, jobs: list[CronJob] | None = None) -> None:
         _run_file(conn, rev_dir / "downgrade.sql")
 
 
+def reinstall_earlier_copies(revision: str, files: list[str] | None = None) -> None:
+    """Run, for each sql/ file, the newest frozen copy of a revision older than ``revision``.
+
+    What a downgrade needs after ``downgrade.sql`` when the revision re-froze functions: CREATE
+    OR REPLACE with the earlier text restores the earlier body and resets every attribute the
+    later revision changed (SECURITY DEFINER, SET options). ``files`` limits it to those
+    sql/-relative paths; by default every function file is reinstalled, in the order the
+    revisions declared them.
+    """
+    newest: dict[str, tuple[int, int, Path]] = {}
+    earlier = [module for module in _revision_modules() if module.stem < revision]
+    for rank, module in enumerate(earlier):
+        for position, rel in enumerate(declared_sql(module.stem)):
+            frozen = module.with_suffix("") / "sql" / rel
+            wanted = rel in files if files is not None else rel.startswith("functions/")
+            if wanted and frozen.exists():
+                newest[rel] = (rank, position, frozen)
+    for _rank, _position, frozen in sorted(newest.values()):
+        run_statement(frozen.read_text())
+
+
 # -- pg_cron -------------------------------------------------------------------------------------
 def job_name(database: str, job: CronJob) -> str:
     return f"ltv:{database}:{job.name}"

@@ -5,8 +5,6 @@ Revises: 0003_bi_views
 Create Date: 2026-11-28
 """
 
-from pathlib import Path
-
 from ltv_db import migrations
 
 revision = "0004_roles_audit"
@@ -48,13 +46,4 @@ def _reinstall_earlier_functions() -> None:
     own objects; re-running the newest pre-0004 frozen copy of every sql/functions file (CREATE
     OR REPLACE resets SECURITY DEFINER and every other attribute) restores the rest.
     """
-    versions = Path(__file__).resolve().parent
-    newest: dict[str, tuple[int, int, Path]] = {}
-    earlier = sorted(m for m in versions.glob("[0-9][0-9][0-9][0-9]_*.py") if m.stem < revision)
-    for rank, module in enumerate(earlier):
-        for position, rel in enumerate(migrations.declared_sql(module.stem)):
-            frozen = module.with_suffix("") / "sql" / rel
-            if rel.startswith("functions/") and frozen.exists():
-                newest[rel] = (rank, position, frozen)
-    for _rank, _position, frozen in sorted(newest.values()):
-        migrations.run_statement(frozen.read_text())
+    migrations.reinstall_earlier_copies(revision)
