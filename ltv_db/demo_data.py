@@ -194,6 +194,9 @@ class DemoConfig:
     # Suppliers per chunk (each chunk has its own spawned seed): the same seed with another
     # chunk size gives other data. Only tests change it, to get several chunks cheaply.
     chunk_suppliers: int = CHUNK_SUPPLIERS
+    # First day of the marketplace's history (signups spread from here to as_of). An earlier
+    # start gives a longer history and more events per supplier; the default is the design's.
+    start: date = START
 
     def __post_init__(self) -> None:
         if not 1 <= self.suppliers < 100_000_000:
@@ -202,8 +205,8 @@ class DemoConfig:
             raise ValueError("seed must be non-negative")
         if self.chunk_suppliers < 1:
             raise ValueError("chunk_suppliers must be positive")
-        if self.as_of <= START + timedelta(days=31):
-            raise ValueError(f"as_of must be after {START + timedelta(days=31)}")
+        if self.as_of <= self.start + timedelta(days=31):
+            raise ValueError(f"as_of must be after {self.start + timedelta(days=31)}")
 
     @property
     def n_chunks(self) -> int:
@@ -215,7 +218,9 @@ class DemoConfig:
         return first, min(first + self.chunk_suppliers, self.suppliers)
 
 
-def generate_truth(seed: int, suppliers: int = 0, as_of: date = DEFAULT_AS_OF) -> dict[str, Any]:
+def generate_truth(
+    seed: int, suppliers: int = 0, as_of: date = DEFAULT_AS_OF, start: date = START
+) -> dict[str, Any]:
     """The true parameters behind a marketplace, as stored in truth.json / ltv.synthetic_truth.
 
     The parameters are design constants (the seed only drives sampling), so tests can get them
@@ -237,7 +242,7 @@ def generate_truth(seed: int, suppliers: int = 0, as_of: date = DEFAULT_AS_OF) -
         "seed": seed,
         "suppliers": suppliers,
         "as_of": as_of.isoformat(),
-        "start": START.isoformat(),
+        "start": start.isoformat(),
         "time_unit": "month",
         "month_days": MONTH_DAYS,
         "models": {"sbg": sbg, "bgnbd": bgnbd, "gamma_gamma": gamma_gamma},
@@ -280,7 +285,7 @@ def _epoch_day(d: date) -> int:
 
 @dataclass(frozen=True)
 class _Calendar:
-    """Day ↔ month lookups between ``START`` and a year past ``as_of`` (vectorised add_months)."""
+    """Day ↔ month lookups between the start and a year past ``as_of`` (vectorised add_months)."""
 
     day0: int
     as_of_day: int
@@ -318,8 +323,8 @@ class _Calendar:
 
 
 @lru_cache(maxsize=8)
-def _calendar(as_of: date) -> _Calendar:
-    day0 = _epoch_day(START)
+def _calendar(as_of: date, start: date = START) -> _Calendar:
+    day0 = _epoch_day(start)
     last = as_of + timedelta(days=800)  # covers period ends up to a year past as_of
     days = np.arange(day0, _epoch_day(last), dtype=np.int64)
     as_dt = days.astype("datetime64[D]")
@@ -339,9 +344,9 @@ def _calendar(as_of: date) -> _Calendar:
     )
 
 
-def signup_day_weights(as_of: date) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch days START … as_of−1 and the probability that a supplier signs up on each."""
-    cal = _calendar(as_of)
+def signup_day_weights(as_of: date, start: date = START) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch days start … as_of−1 and the probability that a supplier signs up on each."""
+    cal = _calendar(as_of, start)
     days = np.arange(cal.day0, cal.as_of_day, dtype=np.int64)
     years = (days - cal.day0) / YEAR_DAYS
     month_of_year = cal.day_month[days - cal.day0] % 12
@@ -381,14 +386,14 @@ def _chunk_rng(seed: int, n_chunks: int, index: int) -> np.random.Generator:
 
 
 @lru_cache(maxsize=8)
-def fx_table(seed: int, as_of: date) -> tuple[int, np.ndarray]:
-    """(first epoch day, rates[currency, day]) to GBP for every day START … as_of−1.
+def fx_table(seed: int, as_of: date, start: date = START) -> tuple[int, np.ndarray]:
+    """(first epoch day, rates[currency, day]) to GBP for every day start … as_of−1.
 
     A mean-reverting random walk of the log rate, rounded to the 10 decimals the table stores,
     so the rate used to convert one-off spend is exactly the published one.
     """
     rng, _ = _reference_rngs(seed)
-    cal = _calendar(as_of)
+    cal = _calendar(as_of, start)
     n_days = cal.as_of_day - cal.day0
     rates = np.ones((len(CURRENCIES), n_days))
     sigma = FX_ANNUAL_VOLATILITY / np.sqrt(365.0)
@@ -428,7 +433,7 @@ def _plans_csv() -> bytes:
 
 
 def _fx_csv(config: DemoConfig) -> bytes:
-    day0, rates = fx_table(config.seed, config.as_of)
+    day0, rates = fx_table(config.seed, config.as_of, config.start)
     days = [str(d) for d in np.arange(day0, day0 + rates.shape[1]).astype("datetime64[D]")]
     lines = [
         f"{currency},{day},{rate:.10f}\n"
@@ -442,8 +447,8 @@ def _fx_csv(config: DemoConfig) -> bytes:
 def _acquisition_spend_csv(config: DemoConfig) -> bytes:
     """Monthly spend per channel: expected signups × the channel's cost per signup × noise."""
     _, rng = _reference_rngs(config.seed)
-    cal = _calendar(config.as_of)
-    days, prob = signup_day_weights(config.as_of)
+    cal = _calendar(config.as_of, config.start)
+    days, prob = signup_day_weights(config.as_of, config.start)
     months = cal.day_month[days - cal.day0]
     mass = np.bincount(months - cal.month0, weights=prob)
     lines = []
@@ -709,7 +714,7 @@ def _draw_suppliers(
     rng: np.random.Generator, config: DemoConfig, first: int, stop: int
 ) -> _Suppliers:
     n = stop - first
-    days, prob = signup_day_weights(config.as_of)
+    days, prob = signup_day_weights(config.as_of, config.start)
     pick = np.searchsorted(np.cumsum(prob), rng.random(n), "right")
     signup = days[np.minimum(pick, len(days) - 1)] * 86_400 + rng.integers(0, 86_400, n)
     category = rng.choice(len(CATEGORIES), n, p=[c[1] for c in CATEGORIES])
@@ -814,7 +819,7 @@ def _draw_purchases(
     one_offs = _simulate_one_offs(rng, cal, sup.signup, sup.category)
     count = len(one_offs.owner)
     source = rng.choice(len(SOURCES), count, p=ONE_OFF_SOURCE_SHARE)
-    fx_day0, fx = fx_table(config.seed, config.as_of)
+    fx_day0, fx = fx_table(config.seed, config.as_of, config.start)
     rate = fx[sup.currency[one_offs.owner], one_offs.sec // 86_400 - fx_day0]
     minor = np.maximum(np.rint(one_offs.spend_gbp / rate * 100).astype(np.int64), 1)
     return _Events(
@@ -940,7 +945,7 @@ def generate_chunk(config: DemoConfig, index: int) -> ChunkOutput:
     """Customers, subscriptions and events of the suppliers in chunk ``index``; depends only
     on (config, index), so chunks can be generated anywhere in any order."""
     rng = _chunk_rng(config.seed, config.n_chunks, index)
-    cal = _calendar(config.as_of)
+    cal = _calendar(config.as_of, config.start)
     sup = _draw_suppliers(rng, config, *config.chunk_bounds(index))
     subs, subscription_charges = _draw_subscriptions(rng, cal, sup)
     charges = _Events.concat(subscription_charges, _draw_purchases(rng, cal, sup, config))
@@ -1049,7 +1054,7 @@ def write_csv(
     finally:
         for fh in handles.values():
             fh.close()
-    truth = generate_truth(config.seed, config.suppliers, config.as_of)
+    truth = generate_truth(config.seed, config.suppliers, config.as_of, config.start)
     (directory / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return DemoSummary(rows=rows, directory=directory, truth=truth)
 

@@ -117,6 +117,23 @@ def test_output_does_not_depend_on_worker_processes(tmp_path: Path) -> None:
     assert (tmp_path / "one" / "customers.csv").read_bytes().endswith(last.csv["customers"])
 
 
+def test_optional_start_gives_a_longer_history_default_unchanged(tmp_path: Path) -> None:
+    default = DemoConfig(suppliers=2_000, seed=4)
+    assert default.start == demo_data.START == date(2021, 1, 1)
+    assert DemoConfig(suppliers=2_000, seed=4, start=date(2021, 1, 1)) == default
+    write_csv(default, tmp_path / "default", workers=1)
+    write_csv(DemoConfig(suppliers=2_000, seed=4, start=date(2016, 1, 1)), tmp_path / "longer", workers=1)
+    rows = {name: list(csv.DictReader((tmp_path / name / "customers.csv").open())) for name in ("default", "longer")}
+    assert min(r["signed_up_at"] for r in rows["default"]) >= "2021-01-01"
+    assert min(r["signed_up_at"] for r in rows["longer"]) < "2021-01-01"
+    fx = list(csv.DictReader((tmp_path / "longer" / "fx_rates.csv").open()))
+    assert min(r["day"] for r in fx) == "2016-01-01"
+    assert json.loads((tmp_path / "longer" / "truth.json").read_text())["start"] == "2016-01-01"
+    assert json.loads((tmp_path / "default" / "truth.json").read_text())["start"] == "2021-01-01"
+    with pytest.raises(ValueError, match="as_of must be after"):
+        DemoConfig(suppliers=1, seed=1, start=date(2026, 10, 15))
+
+
 # -- shape -------------------------------------------------------------------------------------------
 def test_reference_data(market: Market) -> None:
     assert len(market.plans) == 24
