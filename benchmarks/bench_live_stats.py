@@ -4,13 +4,18 @@ fast ``ltv.customer_ltv(id)`` answers from them.
     LTV_HOME=/work/main/.ltv/bench-live .venv/bin/python benchmarks/bench_live_stats.py \
         --suppliers 200000 [--reps 3] [--ingest-reps 1] [--latency-calls 2000] [--stop]
 
+    # or on the shared benchmark database set up by benchmarks/bulk_load.py:
+    LTV_HOME=/work/main/.ltv/bench-1m .venv/bin/python benchmarks/bench_live_stats.py \
+        --suppliers 1000000 --start 2011-01-01 --reuse --no-refit --reps 1 --ingest-reps 0
+
 What it does, in one private cluster (``LTV_HOME``; a fresh database migrated with ``ltv-db
-migrate``):
+migrate``, or with ``--reuse`` the database ``bulk_load.py`` prepared):
 
 1. Generates the synthetic marketplace (``ltv_db.demo_data.write_csv``; cached under
    ``benchmarks/out/``) and loads plans, FX, customers and subscriptions with plain SQL (COPY
-   into staging, then INSERT … SELECT); resolves every event to its final ``revenue_events`` row
-   in an unlogged staging table, in time order, and creates the monthly partitions.
+   into staging, then INSERT … SELECT; ``bulk_load.load_reference_data``); resolves every event
+   to its final ``revenue_events`` row in an unlogged staging table, in time order, and creates
+   the monthly partitions. With ``--reuse`` all of this is already there.
 2. **Bulk load** into an empty ``revenue_events``: ``INSERT … SELECT`` of every event, and a
    ``COPY … FROM STDIN`` of the same rows, with the live-statistics INSERT trigger enabled and
    disabled (``ALTER TABLE … DISABLE TRIGGER live_stats_insert``), alternating, ``--reps`` times
@@ -48,14 +53,16 @@ import psycopg.sql
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## Live statistics (issue 4)"
-EVENT_COLUMNS = (
-    "customer_id, occurred_at, event_id, kind, amount_minor, currency, fx_rate, amount_base, "
-    "source, external_id, subscription_id, batch_id"
-)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+EVENT_COLUMNS = (
+    "customer_id, occurred_at, event_id, kind, amount_minor, currency, fx_rate, amount_base, "
+    "source, external_id, subscription_id, batch_id"
+)
 
 
 def cli(*args: str) -> str:
@@ -67,88 +74,19 @@ def cli(*args: str) -> str:
 
 
 # -- data ----------------------------------------------------------------------------------------
-def generate_csv(suppliers: int, seed: int) -> Path:
-    from ltv_db import demo_data
-
-    directory = REPO / "benchmarks" / "out" / f"live_stats_{suppliers}_{seed}"
-    if (directory / "truth.json").exists():
-        return directory
-    log(f"generating {suppliers:,} suppliers into {directory}")
-    config = demo_data.DemoConfig(suppliers=suppliers, seed=seed, as_of=date(2026, 11, 1))
-    demo_data.write_csv(config, directory, workers=2)
-    return directory
+# Generation, staging and loading are shared with the other benchmarks (benchmarks/bulk_load.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bulk_load  # noqa: E402
 
 
-def copy_csv(conn: psycopg.Connection, table: str, path: Path) -> None:
-    with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER true)") as copy, \
-            path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            copy.write(chunk)
+def generate_csv(suppliers: int, seed: int, start: date | None) -> Path:
+    return bulk_load.generate_csv(bulk_load.config(suppliers, seed, start))
 
 
 def load_reference_data(conn: psycopg.Connection, csv_dir: Path) -> None:
-    """Plans, FX, customers, subscriptions; every event resolved into bench.events."""
+    """Plans, FX, spend, customers, subscriptions (with the triggers); every event in bench.events."""
     log("loading plans, fx rates, customers, subscriptions")
-    conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
-    conn.execute("CREATE SCHEMA bench")
-    conn.execute(
-        """
-        CREATE UNLOGGED TABLE bench.plans (plan_code text, tier text, billing_interval text, list_price numeric,
-                                          currency text);
-        CREATE UNLOGGED TABLE bench.fx (currency text, day date, rate numeric);
-        CREATE UNLOGGED TABLE bench.customers (customer_ref text, vendor_category text, country text,
-                                              acquisition_channel text, signed_up_at timestamptz);
-        CREATE UNLOGGED TABLE bench.subscriptions (subscription_ref text, customer_ref text, plan_code text,
-                                                  billing_interval text, started_at timestamptz,
-                                                  cancelled_at timestamptz, ended_at timestamptz);
-        CREATE UNLOGGED TABLE bench.raw_events (source text, external_id text, customer_ref text,
-                                               occurred_at timestamptz, kind text, amount numeric, currency text,
-                                               subscription_ref text);
-        """
-    )
-    for table, name in [("plans", "plans"), ("fx", "fx_rates"), ("customers", "customers"),
-                        ("subscriptions", "subscriptions"), ("raw_events", "events")]:
-        copy_csv(conn, f"bench.{table}", csv_dir / f"{name}.csv")
-    conn.execute(
-        """
-        INSERT INTO ltv.plans
-        SELECT p.plan_code, p.tier, p.billing_interval, round(p.list_price * 10 ^ c.exponent)::bigint, p.currency
-        FROM bench.plans p JOIN ltv.currencies c USING (currency);
-        INSERT INTO ltv.fx_rates SELECT currency, day, rate FROM bench.fx;
-        INSERT INTO ltv.customers (customer_ref, vendor_category, country, acquisition_channel, signed_up_at)
-        SELECT customer_ref, vendor_category, country, acquisition_channel, signed_up_at FROM bench.customers;
-        """
-    )
-    started = time.perf_counter()
-    conn.execute(
-        """
-        INSERT INTO ltv.subscriptions (customer_id, subscription_ref, plan_code, started_at, cancelled_at, ended_at)
-        SELECT c.customer_id, s.subscription_ref, s.plan_code, s.started_at, s.cancelled_at, s.ended_at
-        FROM bench.subscriptions s JOIN ltv.customers c USING (customer_ref)
-        """
-    )
-    log(f"subscriptions loaded in {time.perf_counter() - started:.1f} s (statistics kept by the triggers)")
-    log("resolving events")
-    conn.execute(
-        """
-        CREATE UNLOGGED TABLE bench.events AS
-        SELECT c.customer_id, e.occurred_at, nextval('ltv.revenue_events_event_id_seq') AS event_id, e.kind,
-               round(e.amount * 10 ^ cur.exponent)::bigint AS amount_minor, e.currency::char(3) AS currency,
-               coalesce(fx.rate, 1)::numeric(20,10) AS fx_rate,
-               round(e.amount * coalesce(fx.rate, 1), 4)::numeric(20,4) AS amount_base,
-               e.source, e.external_id, s.subscription_id, NULL::bigint AS batch_id
-        FROM (SELECT * FROM bench.raw_events ORDER BY occurred_at) e
-        JOIN ltv.customers c USING (customer_ref)
-        JOIN ltv.currencies cur ON cur.currency = e.currency
-        LEFT JOIN bench.fx fx ON fx.currency = e.currency AND fx.day = (e.occurred_at AT TIME ZONE 'UTC')::date
-        LEFT JOIN ltv.subscriptions s ON s.customer_id = c.customer_id AND s.subscription_ref = e.subscription_ref;
-        SELECT ltv.create_revenue_partition(m::date)
-        FROM generate_series((SELECT date_trunc('month', min(occurred_at)) FROM bench.events),
-                             (SELECT date_trunc('month', max(occurred_at)) FROM bench.events), interval '1 month') m;
-        ANALYZE bench.events;
-        DROP TABLE bench.raw_events;
-        """
-    )
+    bulk_load.load_reference_data(conn, csv_dir)
     conn.execute("VACUUM ANALYZE ltv.customer_stats, ltv.customers, ltv.subscriptions")
 
 
@@ -297,16 +235,19 @@ def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
             "runs": alternate(conn, reps, "last month INSERT … SELECT", insert, reset)}
 
 
-def bench_latency(conn: psycopg.Connection, calls: int) -> dict:
+def bench_latency(conn: psycopg.Connection, calls: int, refit: bool = True) -> dict:
     # after bench_incremental everything but the last month is loaded
     conn.execute(f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.last_month")
+    conn.execute("DROP TABLE bench.last_month")
     conn.execute("VACUUM ANALYZE")
-    log("refitting models (ltv.refit_models)")
-    started = time.perf_counter()
-    fits = conn.execute("SELECT model, segment, activated FROM ltv.refit_models(now(), 500)").fetchall()
-    refit_s = time.perf_counter() - started
-    active = sum(1 for f in fits if f[2])
-    log(f"  {len(fits)} fits, {active} activated, in {refit_s:.0f} s")
+    refit_s = None
+    if refit or not conn.execute("SELECT count(*) FROM ltv.model_fits WHERE is_active").fetchone()[0]:
+        log("refitting models (ltv.refit_models)")
+        started = time.perf_counter()
+        fits = conn.execute("SELECT model, segment, activated FROM ltv.refit_models(now(), 500)").fetchall()
+        refit_s = time.perf_counter() - started
+        log(f"  {len(fits)} fits, {sum(1 for f in fits if f[2])} activated, in {refit_s:.0f} s")
+    active = conn.execute("SELECT count(*) FROM ltv.model_fits WHERE is_active").fetchone()[0]
     ids = [r[0] for r in conn.execute("SELECT customer_id FROM ltv.customers")]
     rng = random.Random(4)
     sample = rng.sample(ids, min(calls, len(ids)))
@@ -323,7 +264,7 @@ def bench_latency(conn: psycopg.Connection, calls: int) -> dict:
         return timings[min(len(timings) - 1, int(round(p / 100 * len(timings))) - 1)]
 
     return {"calls": len(timings), "p50": pct(50), "p95": pct(95), "p99": pct(99), "max": timings[-1],
-            "fits": len(fits), "active": active, "refit_s": refit_s,
+            "active": active, "refit_s": refit_s,
             "customers": len(ids),
             "events": conn.execute("SELECT count(*) FROM ltv.revenue_events").fetchone()[0]}
 
@@ -345,15 +286,22 @@ def write_results(args: argparse.Namespace, context: dict, bulk: dict, ingest: d
         return f"without {fmt(runs['off'])}; with {fmt(runs['on'])}"
 
     n_ev, n_cu = f"{bulk['events']:,}", f"{bulk['customers']:,}"
+    command = (f"LTV_HOME={os.environ.get('LTV_HOME', '.ltv/bench-live')} .venv/bin/python "
+               f"benchmarks/bench_live_stats.py --suppliers {args.suppliers} --seed {args.seed}"
+               + (f" --start {args.start}" if args.start else "")
+               + f" --reps {args.reps} --ingest-reps {args.ingest_reps} --latency-calls {args.latency_calls}"
+               + (" --reuse --no-refit" if args.reuse else ""))
     lines = [
         SECTION,
         "",
-        f"Command: `LTV_HOME=.ltv/bench-live .venv/bin/python benchmarks/bench_live_stats.py --suppliers "
-        f"{args.suppliers} --reps {args.reps} --latency-calls {args.latency_calls}` ({time.strftime('%Y-%m-%d')}; "
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{os.cpu_count()} CPUs shared with other work — load average {context['load_start']} at the start, "
         f"{context['load_end']} at the end; PostgreSQL 15 private cluster, default ltv_db settings, fsync on). "
-        "Synthetic marketplace from `ltv_db.demo_data` (seed 1); plans, FX, customers and subscriptions loaded "
-        "first, so every customer already has a statistics row.",
+        f"Synthetic marketplace from `ltv_db.demo_data` (seed {args.seed}"
+        + (f", history from {args.start}" if args.start else "") + "); plans, FX, customers and subscriptions "
+        "loaded first, so every customer already has a statistics row"
+        + (" (the shared benchmark database set up by `benchmarks/bulk_load.py`; its events are taken out "
+           "and reloaded by the runs below)." if args.reuse else "."),
         "",
         "**Ingest with vs without the live-statistics trigger** (target ≤ 1.5×). Baseline: `live_stats_insert` "
         "disabled with `ALTER TABLE … DISABLE TRIGGER`; same run, alternating which goes first, median of "
@@ -380,8 +328,9 @@ def write_results(args: argparse.Namespace, context: dict, bulk: dict, ingest: d
         "",
         f"**`ltv.customer_ltv(id)` latency** (target p99 ≤ 5 ms): {latency['calls']:,} random customers of "
         f"{latency['customers']:,} ({latency['events']:,} events), one connection, after 100 warm-up calls, "
-        f"client-side round trip over the Unix socket, {latency['active']} active fits "
-        f"(`ltv.refit_models` took {latency['refit_s']:.0f} s):",
+        f"client-side round trip over the Unix socket, {latency['active']} active fits"
+        + (f" (`ltv.refit_models` took {latency['refit_s']:.0f} s):" if latency["refit_s"] is not None
+           else " (fitted when the database was set up):"),
         "",
         "| p50 | p95 | p99 | max |",
         "|---:|---:|---:|---:|",
@@ -403,6 +352,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suppliers", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--start", type=date.fromisoformat, default=None,
+                        help="first day of the marketplace's history (DemoConfig.start)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="use the database as set up by benchmarks/bulk_load.py (bench.events present) "
+                             "instead of a fresh one; it ends with every event loaded again")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="keep the active model fits for the latency test (refit only if there are none)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=2000)
     parser.add_argument("--ingest-reps", type=int, default=1, help="ingest_file runs each way (0: skip)")
@@ -414,22 +370,32 @@ def main() -> None:
 
     from ltv_db.db import resolve_database_url
 
-    csv_dir = generate_csv(args.suppliers, args.seed)
+    csv_dir = generate_csv(args.suppliers, args.seed, args.start)
     url = resolve_database_url()  # starts the private cluster when LTV_DATABASE_URL is unset
-    dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    maintenance = psycopg.conninfo.make_conninfo(url, dbname="postgres")
-    with psycopg.connect(maintenance, autocommit=True) as conn:  # a fresh database every run
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(dbname)))
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
+    if args.reuse:
+        with psycopg.connect(url) as conn:
+            customers, staged = conn.execute(
+                "SELECT (SELECT count(*) FROM ltv.customers), to_regclass('bench.events') IS NOT NULL").fetchone()
+        if customers != args.suppliers or not staged:
+            raise SystemExit(f"--reuse: the database holds {customers:,} customers (want {args.suppliers:,}) and "
+                             f"{'a' if staged else 'no'} bench.events table; set it up with benchmarks/bulk_load.py")
+    else:
+        dbname = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        maintenance = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+        with psycopg.connect(maintenance, autocommit=True) as conn:  # a fresh database every run
+            conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(dbname)))
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(dbname)))
     cli("migrate")
     context = {"load_start": f"{os.getloadavg()[0]:.1f}"}
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            load_reference_data(conn, csv_dir)
+            if not args.reuse:
+                load_reference_data(conn, csv_dir)
             bulk = bench_bulk(conn, args.reps)
             ingest = bench_ingest(conn, csv_dir, args.ingest_reps) if args.ingest_reps else None
             incremental = bench_incremental(conn, args.reps)
-            latency = bench_latency(conn, args.latency_calls)
+            latency = bench_latency(conn, args.latency_calls, refit=not args.no_refit)
         context["load_end"] = f"{os.getloadavg()[0]:.1f}"
         if args.no_write:
             print(bulk, ingest, incremental, latency, sep="\n")

@@ -29,7 +29,9 @@ What is timed (wall clock, one connection, the cluster's default settings):
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,6 +107,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = args.database_url or resolve_database_url()
+    started_at, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     with psycopg.connect(url, autocommit=True, application_name="bench_views") as conn:
         customers, events = conn.execute(
             "SELECT (SELECT count(*) FROM ltv.customers), (SELECT count(*) FROM ltv.revenue_events)"
@@ -173,11 +176,18 @@ def main() -> None:
         ).fetchone()[0]
         view_rows = {view: conn.execute(f"SELECT count(*) FROM ltv.{view}").fetchone()[0] for view in VIEWS}
 
+    load_end = os.getloadavg()[0]
     med = {view: statistics.median(times) for view, times in concurrent.items()}
     pair = med["customer_ltv_snapshot"] + med["segment_ltv"]
     with_deps = pair + med["unit_economics"]
     print()
     print("## BI views (issue 4)")
+    print()
+    print(f"Command: `LTV_HOME={os.environ.get('LTV_HOME', '')} .venv/bin/python benchmarks/bench_views.py"
+          + "".join(f" {a}" for a in sys.argv[1:]) + "`")
+    print()
+    print(f"Run {started_at}, {os.cpu_count()} vCPUs shared with other engineers' work; load average "
+          f"{load_start:.1f} at the start, {load_end:.1f} at the end.")
     print()
     print(
         f"Data: {customers:,} suppliers, {events:,} revenue events, {fits} active model fits. "
