@@ -7,7 +7,9 @@ through the real ingestion engine into its own database.
 
 from __future__ import annotations
 
+import math
 import os
+import statistics
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -93,18 +95,59 @@ def test_six_month_backtest_accuracy(demo_url: str) -> None:
     assert {p["purpose"]: p["any_active"] for p in purposes} == {"production": True, "backtest": False}
     overall = next(r for r in rows if r["level"] == "all")
     assert overall["actual"] == round(recount, 2)
-    # Issue 3 targets >= 95 % overall and >= 90 % per segment. Measured today: 91.4 % overall,
-    # 88.8-94.2 % per category, every segment under-predicted — the 6-month window after
-    # 2026-05-01 is the wedding season, and the stationary BG/NBD misses the seasonal lift of
-    # one-off purchases (predicted 20.3k vs 22.9k repeat transactions). This guards the level
-    # reached; closing the gap to the target is open work (see the issue note).
-    assert overall["accuracy"] >= 0.88, overall
+    # the issue-3 targets: >= 95 % overall and >= 90 % for every segment of >= 1,000 customers
+    # (before revision 0005's notice and season adjustments: 91.4 % and 88.8 %)
+    assert overall["accuracy"] >= 0.95, overall
     assert overall["rank_correlation"] > 0.5
-    for row in rows:
-        if row["level"] == "vendor_category" and row["customers"] >= 1000:
-            assert row["accuracy"] >= 0.85, row
+    segments = [r for r in rows if r["level"] == "vendor_category" and r["customers"] >= 1000]
+    assert len(segments) == 10
+    for row in segments:
+        assert row["accuracy"] >= 0.90, row
     # one-off repeat transactions: predicted vs actual reported, and in the right range
-    assert 0.8 <= overall["predicted_purchases"] / overall["actual_purchases"] <= 1.2
+    assert 0.9 <= overall["predicted_purchases"] / overall["actual_purchases"] <= 1.1
+
+
+def _true_season_index() -> list[float]:
+    """The generator's wedding season w(t) = 1 + A cos(2π (t − peak) / year), averaged over each
+    calendar month of a non-leap year by the exact integral, scaled to a mean of 1."""
+    amplitude, peak = demo_data.ONE_OFF_SEASON_AMPLITUDE, demo_data.ONE_OFF_SEASON_PEAK_DAY
+    omega = 2 * math.pi / demo_data.YEAR_DAYS
+    means, start = [], 0
+    for days in (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31):
+        ends = start + days
+        integral = days + amplitude / omega * (math.sin(omega * (ends - peak)) - math.sin(omega * (start - peak)))
+        means.append(integral / days)
+        start += days
+    return [m / (sum(means) / 12) for m in means]
+
+
+def test_seasonal_index_recovers_the_generators_wedding_season(demo_url: str) -> None:
+    with psycopg.connect(demo_url) as conn:
+        index = conn.execute("SELECT ltv.one_off_season_index(%s)", (AS_OF,)).fetchone()[0]
+        stored = conn.execute(
+            "SELECT DISTINCT params->'season' FROM ltv.model_fits WHERE is_active AND model = 'bgnbd'"
+        ).fetchall()
+    truth = _true_season_index()
+    assert len(index) == 12 and sum(index) / 12 == pytest.approx(1.0)
+    # The truth spans 0.85-1.15. At this size the ratios rest on ~3,000 purchases a month over
+    # three years, and the engagement-season signups add their own spring bump (new suppliers
+    # buy early): each month within 0.1, the shape the season's, and the mean over the
+    # backtest's six months — what a forecast uses — within 0.03.
+    assert max(abs(got - want) for got, want in zip(index, truth, strict=True)) <= 0.1, (index, truth)
+    assert index.index(max(index)) + 1 in (6, 7, 8) and index.index(min(index)) + 1 in (12, 1, 2)
+    assert statistics.correlation(index, truth) > 0.9
+    assert sum(index[4:10]) / 6 == pytest.approx(sum(truth[4:10]) / 6, abs=0.03)
+    # every active BG/NBD fit carries the index it was fitted with
+    assert stored == [(pytest.approx(index),)]
+
+
+def test_notice_cdf_is_the_generators_uniform_cancellation(demo_url: str) -> None:
+    """The generator cancels a leaver at a uniform point of its last paid period: F(f) = f."""
+    fits = _fits(demo_url)
+    for segment in ("all/month", "all/year"):
+        cdf = fits[("sbg", segment)]["params"]["notice_cdf"]
+        assert len(cdf) == 21 and cdf[-1] == 1.0
+        assert max(abs(cdf[k] - k / 20) for k in range(21)) <= 0.05, (segment, cdf)
 
 
 def test_customer_ltv_parts_add_up_and_interval_brackets(demo_url: str) -> None:
@@ -136,3 +179,33 @@ def test_cli_fit_ltv_and_backtest(demo_url: str) -> None:
     assert bad_date.returncode == 2
     future = run_cli(["backtest", "--cutoff", "2026-11-01", "--horizon-months", "6"], demo_url)
     assert future.returncode == 2 and "has not fully happened" in future.stderr
+
+
+def test_recurring_value_of_annual_subscribers_uses_the_notice(demo_url: str) -> None:
+    """An active annual subscriber's predicted recurring value, recomputed from its parts: last
+    charge × margin × sBG DERL at the annual rate, divided by P(no notice yet) from the fit's
+    notice CDF at the part of the current year gone (rounded to 5 %)."""
+    with psycopg.connect(demo_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            """SELECT s.predicted_recurring, h.period_amount, h.paid_periods, st.margin_subscription,
+                      st.annual_discount_rate, f.params,
+                      ltv.billing_period_elapsed('year', h.subscription_started, h.paid_periods, %(as_of)s) AS elapsed,
+                      ltv.sbg_derl((f.params->>'alpha')::float8, (f.params->>'beta')::float8, h.paid_periods - 1,
+                                   st.annual_discount_rate::float8) AS derl
+               FROM ltv.score_customers(%(as_of)s) s
+               JOIN ltv.customer_history(%(as_of)s) h USING (customer_id)
+               JOIN ltv.model_fits f ON f.is_active AND f.model = 'sbg' AND f.segment = s.sbg_segment
+               CROSS JOIN ltv.settings st
+               WHERE s.subscription_status = 'active' AND s.billing_interval = 'year'
+               ORDER BY s.customer_id LIMIT 300""",
+            {"as_of": AS_OF},
+        ).fetchall()
+    assert len(rows) == 300
+    raised = 0
+    for r in rows:
+        alpha, beta, cdf = r["params"]["alpha"], r["params"]["beta"], r["params"]["notice_cdf"]
+        norm = 1 - cdf[round(20 * r["elapsed"])] * alpha / (alpha + beta + r["paid_periods"] - 1)
+        want = float(r["period_amount"]) * float(r["margin_subscription"]) * r["derl"] / norm
+        assert float(r["predicted_recurring"]) == pytest.approx(want, abs=1e-4), r
+        raised += norm < 0.99
+    assert raised > 100  # most of them are well into their year: the notice matters

@@ -14,7 +14,19 @@ branch_labels = None
 depends_on = None
 
 # sql/ files this revision (re)installs, in dependency order (frozen under 0005_model_refinements/sql/).
-FROZEN_SQL: list[str] = []
+FROZEN_SQL: list[str] = [
+    # what prediction needs besides the parameters, stored with each fit
+    "functions/one_off_season_index.sql",
+    "functions/season_mean.sql",
+    "functions/notice_cdf.sql",
+    "functions/sbg_notice_norm.sql",
+    "functions/billing_period_elapsed.sql",
+    "functions/fit_models.sql",  # changed: sBG params carry notice_cdf, BG/NBD params season
+    "functions/refit_models.sql",  # changed: arrays in params are prediction inputs, not parameters
+    # changed: predictions given no cancellation notice so far, one-off purchases by season
+    "functions/score_customers.sql",
+    "functions/backtest_predictions.sql",
+]
 
 JOBS: list[migrations.CronJob] = []
 

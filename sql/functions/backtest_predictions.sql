@@ -2,8 +2,11 @@
 -- before the cutoff, the net revenue the fits predict in (cutoff, cutoff + horizon] and what
 -- actually happened. Predictions use only data before the cutoff:
 --   recurring  active subscription: last charge × expected number of the charges due in the
---              window that the subscriber survives to pay (sBG posterior predictive);
---   one-off    BG/NBD expected purchases over the window × Gamma-Gamma expected spend;
+--              window that the subscriber survives to pay (sBG posterior predictive, given no
+--              cancellation notice so far: sbg_notice_norm.sql);
+--   one-off    BG/NBD expected purchases over the window, each third of it scaled by the fit's
+--              seasonal index averaged over that third (as ltv.score_customers does), ×
+--              Gamma-Gamma expected spend;
 --   each net of refunds, chargebacks and credits at the ratio of net to gross revenue seen for
 --   that kind of revenue in the customer's vendor category in the 12 months before the cutoff.
 -- Undiscounted and in revenue (not margin): it is compared with the revenue that landed.
@@ -46,6 +49,19 @@ net_to_gross AS (
     WHERE e.occurred_at >= p_cutoff - interval '12 months' AND e.occurred_at < p_cutoff
     GROUP BY 1, 2
 ),
+season_weights AS (
+    -- per BG/NBD fit: its seasonal index averaged over each third of the window (1 without
+    -- an index), the thirds measured in the models' months of 30.4375 days
+    SELECT f.params AS bg,
+           ltv.season_mean(b.season, wb.starts, wb.starts + third.span) AS w1,
+           ltv.season_mean(b.season, wb.starts + third.span, wb.starts + 2 * third.span) AS w2,
+           ltv.season_mean(b.season, wb.starts + 2 * third.span, wb.starts + 3 * third.span) AS w3
+    FROM fits f
+    CROSS JOIN window_bounds wb
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(f.params->'season')::float8) AS season) b
+    CROSS JOIN LATERAL (SELECT wb.months / 3 * interval '30.4375 days' AS span) third
+    WHERE f.model = 'bgnbd'
+),
 with_fits AS (
     SELECT h.*,
            coalesce(sbg_own.params, sbg_parent.params) AS sbg,
@@ -66,17 +82,26 @@ predicted AS (
                          (w.sbg->>'alpha')::float8, (w.sbg->>'beta')::float8, w.paid_periods,
                          ltv.billing_periods_started(w.billing_interval, w.subscription_started, wb.ends - interval '1 microsecond')
                          - ltv.billing_periods_started(w.billing_interval, w.subscription_started, wb.starts))
+                     / ltv.sbg_notice_norm((w.sbg->>'alpha')::float8, (w.sbg->>'beta')::float8, w.paid_periods,
+                           (w.sbg->'notice_cdf'->>round(20 * ltv.billing_period_elapsed(
+                               w.billing_interval, w.subscription_started, w.paid_periods, wb.starts))::integer)::float8)
                 ELSE 0 END AS gross_recurring,
            CASE WHEN w.bg IS NOT NULL
-                THEN ltv.bgnbd_expected_purchases((w.bg->>'r')::float8, (w.bg->>'alpha')::float8,
-                                                  (w.bg->>'a')::float8, (w.bg->>'b')::float8,
-                                                  w.x, w.t_x, w.t_cal, wb.months)
+                THEN ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3) * sw.w1
+                   + (ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3)
+                      - ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3)) * sw.w2
+                   + (ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months)
+                      - ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3)) * sw.w3
                 ELSE 0 END AS purchases,
            CASE WHEN w.gg IS NOT NULL
                 THEN ltv.gg_expected_spend((w.gg->>'p')::float8, (w.gg->>'q')::float8, (w.gg->>'v')::float8,
                                            w.x, coalesce(w.mean_one_off, 0))
                 ELSE 0 END AS spend
-    FROM with_fits w CROSS JOIN window_bounds wb
+    FROM with_fits w
+    CROSS JOIN window_bounds wb
+    CROSS JOIN LATERAL (SELECT (w.bg->>'r')::float8 AS r, (w.bg->>'alpha')::float8 AS alpha,
+                               (w.bg->>'a')::float8 AS a, (w.bg->>'b')::float8 AS b) p
+    LEFT JOIN season_weights sw ON sw.bg = w.bg
 ),
 actuals AS (
     SELECT e.customer_id,

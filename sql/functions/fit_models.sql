@@ -10,6 +10,13 @@
 -- repeat buyers for Gamma-Gamma) gets no fit of its own: scoring pools it into the parent.
 -- A fit that raises (e.g. no repeat buyers) is returned with converged = false and the error
 -- text, never as an exception that would abort the other segments.
+--
+-- Besides the model parameters, params carries what prediction needs from the same data:
+--   sBG     notice_cdf  the cancellation-notice CDF of the billing interval (21 values, see
+--                       sbg_notice_norm.sql), from the subscriptions that ended before the cutoff;
+--                       absent when none has.
+--   BG/NBD  season      the one-off purchases' seasonal index (12 values, January first, see
+--                       one_off_season_index.sql); absent under ~3 years of purchases.
 
 CREATE OR REPLACE FUNCTION ltv.fit_models(p_cutoff timestamptz, p_min_customers integer DEFAULT 500)
 RETURNS TABLE (
@@ -31,6 +38,7 @@ DECLARE
     v_segment  record;
     v_started  timestamptz;
     v_fit      jsonb;
+    v_extra    jsonb;  -- what a fit's params carry besides the parameters (see above)
 BEGIN
     IF p_min_customers < 1 THEN
         RAISE EXCEPTION 'ltv.fit_models: p_min_customers must be >= 1, got %', p_min_customers
@@ -42,6 +50,21 @@ BEGIN
     CREATE TEMP TABLE fit_lifetimes AS
     SELECT l.vendor_category || '/' || l.billing_interval AS segment, l.billing_interval, l.periods, l.churned
     FROM ltv.subscription_lifetimes(p_cutoff) l;
+
+    -- how far into their last paid period the leavers cancelled, per billing interval
+    DROP TABLE IF EXISTS pg_temp.fit_notice;
+    CREATE TEMP TABLE fit_notice AS
+    SELECT p.billing_interval,
+           ltv.notice_cdf(array_agg(
+               CASE WHEN s.cancelled_at IS NULL OR s.cancelled_at >= s.ended_at THEN 1.0
+                    ELSE 1 - extract(epoch FROM s.ended_at - s.cancelled_at)
+                             / extract(epoch FROM (s.ended_at AT TIME ZONE 'UTC')
+                                                  - ((s.ended_at AT TIME ZONE 'UTC') - ('1 ' || p.billing_interval)::interval))
+               END::float8)) AS cdf
+    FROM ltv.subscriptions s
+    JOIN ltv.plans p USING (plan_code)
+    WHERE s.started_at < p_cutoff AND s.ended_at <= p_cutoff
+    GROUP BY p.billing_interval;
 
     FOR v_segment IN
         WITH segments AS (
@@ -72,7 +95,9 @@ BEGIN
             SELECT to_jsonb(f) INTO v_fit
             FROM (SELECT array_agg(churned ORDER BY t) AS churned, array_agg(censored ORDER BY t) AS censored FROM counts) c,
                  ltv.fit_sbg_lifetimes(c.churned, c.censored) f;
-            params := jsonb_build_object('alpha', v_fit->'alpha', 'beta', v_fit->'beta');
+            SELECT jsonb_strip_nulls(jsonb_build_object('notice_cdf', n.cdf)) INTO v_extra
+            FROM pg_temp.fit_notice n WHERE n.billing_interval = split_part(v_segment.name, '/', 2);
+            params := jsonb_build_object('alpha', v_fit->'alpha', 'beta', v_fit->'beta') || coalesce(v_extra, '{}');
             std_errors := jsonb_build_object('alpha', v_fit->'alpha_se', 'beta', v_fit->'beta_se');
             log_likelihood := (v_fit->>'log_likelihood')::float8;
             converged := coalesce((v_fit->>'converged')::boolean, false);
@@ -92,6 +117,7 @@ BEGIN
            round(h.t_cal * 30.4375) / 30.4375 AS t_cal,
            round(h.mean_one_off::numeric, 2)::float8 AS m
     FROM ltv.customer_history(p_cutoff) h;
+    v_extra := jsonb_strip_nulls(jsonb_build_object('season', ltv.one_off_season_index(p_cutoff)));
 
     FOR v_segment IN
         WITH segments AS (
@@ -114,7 +140,8 @@ BEGIN
         params := NULL; std_errors := NULL; log_likelihood := NULL; converged := false; error := NULL;
         BEGIN
             SELECT to_jsonb(f) INTO v_fit FROM ltv.fit_bgnbd_detail('pg_temp.fit_rfm'::regclass) f;
-            params := jsonb_build_object('r', v_fit->'r', 'alpha', v_fit->'alpha', 'a', v_fit->'a', 'b', v_fit->'b');
+            params := jsonb_build_object('r', v_fit->'r', 'alpha', v_fit->'alpha', 'a', v_fit->'a', 'b', v_fit->'b')
+                      || v_extra;
             std_errors := jsonb_build_object('r', v_fit->'r_se', 'alpha', v_fit->'alpha_se', 'a', v_fit->'a_se', 'b', v_fit->'b_se');
             log_likelihood := (v_fit->>'log_likelihood')::float8;
             converged := coalesce((v_fit->>'converged')::boolean, false);

@@ -26,10 +26,18 @@ DECLARE
     v_any_activated boolean := false;
 BEGIN
     FOR v_fit IN SELECT * FROM ltv.fit_models(p_cutoff, p_min_customers) LOOP
+        -- every model parameter a finite positive number; the prediction inputs stored beside
+        -- them (arrays: notice CDF, seasonal index) finite and non-negative
         activated := v_fit.converged AND v_fit.error IS NULL AND NOT EXISTS (
-            SELECT 1 FROM jsonb_each_text(v_fit.params) kv
-            WHERE kv.value IS NULL OR kv.value !~ '^[0-9.eE+-]+$' OR kv.value::float8 <= 0
-               OR kv.value::float8 = 'Infinity'::float8);
+            SELECT 1
+            FROM jsonb_each(v_fit.params) kv
+            LEFT JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(kv.value) WHEN 'array' THEN kv.value END) el(value)
+                   ON true
+            CROSS JOIN LATERAL (SELECT coalesce(el.value, kv.value) AS value,
+                                       jsonb_typeof(kv.value) = 'array' AS in_array) v
+            WHERE jsonb_typeof(v.value) <> 'number'
+               OR v.value::float8 < 0 OR (v.value::float8 = 0 AND NOT v.in_array)
+               OR v.value::float8 = 'Infinity'::float8);
         INSERT INTO ltv.model_fits AS mf (model, segment, params, std_errors, log_likelihood, data_cutoff,
                                           n_customers, runtime_ms, converged, error, purpose)
         VALUES (v_fit.model, v_fit.segment, coalesce(v_fit.params, '{}'), v_fit.std_errors, v_fit.log_likelihood,

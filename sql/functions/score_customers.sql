@@ -6,13 +6,16 @@
 --   realised_margin      margin on net revenue to date (recurring and one-off margins apart)
 --   predicted_recurring  active subscriptions only: last period charge × subscription margin ×
 --                        sBG DERL(renewals = paid − 1) at the period discount rate (monthly
---                        rate for monthly plans, the annual rate for annual plans). A known
+--                        rate for monthly plans, the annual rate for annual plans), divided by
+--                        P(no cancellation notice yet) for the part of the current period gone
+--                        (sbg_notice_norm.sql; elapsed to the nearest 5 %). A known
 --                        cancellation means no further payments. NULL when the subscription
 --                        is active but neither its segment nor the parent has an active fit.
 --   predicted_one_off    one-off margin × Gamma-Gamma E[spend | x, m̄] × BG/NBD expected
 --                        purchases over settings.horizon_months, discounted: the horizon is cut
---                        in three equal parts and each part's expected purchases are discounted
---                        at its midpoint.
+--                        in three equal parts, each part's expected purchases are scaled by the
+--                        fit's seasonal index averaged over the part (one_off_season_index.sql;
+--                        1 without one) and discounted at its midpoint.
 --   p_alive              BG/NBD P(alive) for the one-off purchase process.
 --   expected_remaining_months  expected further paid months of service within the horizon.
 --   ltv_low / ltv_high   an 80 % interval: realised margin plus the 10th / 90th percentile of
@@ -75,23 +78,34 @@ recurring AS (
            (w.subscription_status = 'active' AND w.paid_periods >= 1) AS renews,
            (w.sbg->>'alpha')::float8 AS alpha, (w.sbg->>'beta')::float8 AS beta,
            w.paid_periods,
+           -- F(part of the current period gone), from the fit's notice CDF on a 5 % grid; 0 = no data
+           coalesce((w.sbg->'notice_cdf'->>round(20 * ltv.billing_period_elapsed(
+                         w.billing_interval, w.subscription_started, w.paid_periods, p_as_of))::integer)::float8,
+                    0) AS notice,
            coalesce(w.period_amount, 0)::float8 * s.margin_sub AS margin_per_period,
            CASE w.billing_interval WHEN 'year' THEN s.rate_year ELSE s.rate_month END AS rate,
            CASE w.billing_interval WHEN 'year' THEN 12 ELSE 1 END AS months_per_period
     FROM with_fits w CROSS JOIN settings s
 ),
 recurring_distinct AS (
-    -- the sBG quantities depend only on (fit, paid periods, rate): evaluate each once
-    SELECT DISTINCT r.alpha, r.beta, r.paid_periods, r.rate, r.months_per_period
+    -- the sBG quantities depend only on (fit, paid periods, notice, rate): evaluate each once
+    SELECT DISTINCT r.alpha, r.beta, r.paid_periods, r.notice, r.rate, r.months_per_period
     FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
 ),
 recurring_evaluated AS (
+    -- no notice yet scales every P(K >= k) by 1 / norm: expected values divide by it, and the
+    -- q-quantile of K is the plain one at 1 - (1 - q) * norm
     SELECT d.*,
-           ltv.sbg_derl(d.alpha, d.beta, d.paid_periods - 1, d.rate) AS derl,
-           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 0.1), d.rate) AS annuity_low,
-           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 0.9), d.rate) AS annuity_high,
-           d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period) AS months
-    FROM recurring_distinct d CROSS JOIN settings s
+           ltv.sbg_derl(d.alpha, d.beta, d.paid_periods - 1, d.rate) / n.norm AS derl,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.9 * n.norm), d.rate)
+               AS annuity_low,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.1 * n.norm), d.rate)
+               AS annuity_high,
+           d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period)
+               / n.norm AS months
+    FROM recurring_distinct d
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT ltv.sbg_notice_norm(d.alpha, d.beta, d.paid_periods, d.notice) AS norm) n
 ),
 recurring_value AS (
     -- NULL (unknown), not 0, for an active subscriber whose segment has no usable fit
@@ -102,7 +116,8 @@ recurring_value AS (
            CASE WHEN NOT r.renews THEN 0 ELSE e.months END AS months
     FROM recurring r
     LEFT JOIN recurring_evaluated e
-      ON e.alpha = r.alpha AND e.beta = r.beta AND e.paid_periods = r.paid_periods AND e.rate = r.rate
+      ON e.alpha = r.alpha AND e.beta = r.beta AND e.paid_periods = r.paid_periods AND e.notice = r.notice
+     AND e.rate = r.rate
 ),
 one_off AS (
     -- recency and age to whole days: the data are daily, and identical inputs are then
@@ -118,7 +133,19 @@ one_off AS (
 one_off_distinct AS (
     SELECT DISTINCT o.bg, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg IS NOT NULL
 ),
-one_off_evaluated AS (
+season_weights AS (
+    -- per BG/NBD fit: its seasonal index averaged over each third of the horizon (1 without an
+    -- index), the thirds measured in the models' months of 30.4375 days
+    SELECT fit.bg,
+           ltv.season_mean(b.season, p_as_of, p_as_of + 1 * third.span) AS w1,
+           ltv.season_mean(b.season, p_as_of + 1 * third.span, p_as_of + 2 * third.span) AS w2,
+           ltv.season_mean(b.season, p_as_of + 2 * third.span, p_as_of + 3 * third.span) AS w3
+    FROM (SELECT DISTINCT d.bg FROM one_off_distinct d) fit
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(fit.bg->'season')::float8) AS season) b
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT s.horizon / 3.0 * interval '30.4375 days' AS span) third
+),
+one_off_stationary AS (
     SELECT d.bg, d.x, d.t_x, d.t_cal,
            ltv.bgnbd_p_alive(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal) AS p_alive,
            ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon / 3.0) AS e1,
@@ -128,6 +155,14 @@ one_off_evaluated AS (
     CROSS JOIN settings s
     CROSS JOIN LATERAL (SELECT (d.bg->>'r')::float8 AS r, (d.bg->>'alpha')::float8 AS alpha,
                                (d.bg->>'a')::float8 AS a, (d.bg->>'b')::float8 AS b) p
+),
+one_off_evaluated AS (  -- cumulative purchases at the thirds, each third scaled by its season
+    SELECT st.bg, st.x, st.t_x, st.t_cal, st.p_alive,
+           st.e1 * sw.w1 AS e1,
+           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 AS e2,
+           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 + (st.e3 - st.e2) * sw.w3 AS e3
+    FROM one_off_stationary st
+    JOIN season_weights sw ON sw.bg = st.bg
 ),
 one_off_quantiles AS (
     SELECT e.*, ltv.poisson_quantile(e.e3, 0.1) AS purchases_low, ltv.poisson_quantile(e.e3, 0.9) AS purchases_high

@@ -1,0 +1,213 @@
+-- ltv.score_customers(as_of, fit_ids, customer_id): the LTV of every customer (or one) as of a
+-- moment, from ltv.customer_history and a set of fits — the active ones by default, or the
+-- fits named by p_fit_ids (a backtest's). Every LTV figure in ltv_db comes from here.
+--
+-- All money in base-currency major units; values are gross margin (revenue × settings margin).
+--   realised_margin      margin on net revenue to date (recurring and one-off margins apart)
+--   predicted_recurring  active subscriptions only: last period charge × subscription margin ×
+--                        sBG DERL(renewals = paid − 1) at the period discount rate (monthly
+--                        rate for monthly plans, the annual rate for annual plans), divided by
+--                        P(no cancellation notice yet) for the part of the current period gone
+--                        (sbg_notice_norm.sql; elapsed to the nearest 5 %). A known
+--                        cancellation means no further payments. NULL when the subscription
+--                        is active but neither its segment nor the parent has an active fit.
+--   predicted_one_off    one-off margin × Gamma-Gamma E[spend | x, m̄] × BG/NBD expected
+--                        purchases over settings.horizon_months, discounted: the horizon is cut
+--                        in three equal parts, each part's expected purchases are scaled by the
+--                        fit's seasonal index averaged over the part (one_off_season_index.sql;
+--                        1 without one) and discounted at its midpoint.
+--   p_alive              BG/NBD P(alive) for the one-off purchase process.
+--   expected_remaining_months  expected further paid months of service within the horizon.
+--   ltv_low / ltv_high   an 80 % interval: realised margin plus the 10th / 90th percentile of
+--                        the recurring value (exact sBG posterior-predictive quantiles of the
+--                        number of further payments, discounted) plus the 10th / 90th
+--                        percentile of the one-off value (Poisson quantiles of the expected
+--                        purchase count — an approximation that ignores parameter uncertainty).
+-- Segments fall back to their parent fit ('all/<interval>', 'all') when they have none.
+--
+-- Speed: PL/pgSQL so a session plans the query once and reuses it (a single-customer call is
+-- then a few milliseconds: ltv.customer_history reads the live statistics); no JIT — the
+-- planner cannot see how few rows ltv.customer_history returns, and compiling this query
+-- costs seconds while the work is in the model functions that JIT cannot speed up.
+
+CREATE OR REPLACE FUNCTION ltv.score_customers(
+    p_as_of       timestamptz DEFAULT now(),
+    p_fit_ids     bigint[]    DEFAULT NULL,
+    p_customer_id bigint      DEFAULT NULL)
+RETURNS SETOF ltv.customer_ltv_result
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, ltv
+SET jit = off
+AS $$
+BEGIN
+RETURN QUERY
+WITH
+settings AS (
+    SELECT margin_subscription::float8 AS margin_sub,
+           margin_one_off::float8      AS margin_one,
+           horizon_months              AS horizon,
+           annual_discount_rate::float8 AS rate_year,
+           ltv.monthly_discount_rate()  AS rate_month
+    FROM ltv.settings
+),
+fits AS (
+    SELECT f.model, f.segment, f.params
+    FROM ltv.model_fits f
+    WHERE CASE WHEN p_fit_ids IS NULL THEN f.is_active ELSE f.fit_id = ANY (p_fit_ids) END
+),
+history AS (
+    SELECT * FROM ltv.customer_history(p_as_of, p_customer_id)
+),
+with_fits AS (
+    SELECT h.*,
+           coalesce(sbg_own.segment, sbg_parent.segment)  AS sbg_segment,
+           coalesce(sbg_own.params, sbg_parent.params)    AS sbg,
+           coalesce(bg_own.segment, bg_parent.segment)    AS bgnbd_segment,
+           coalesce(bg_own.params, bg_parent.params)      AS bg,
+           coalesce(gg_own.params, gg_parent.params)      AS gg
+    FROM history h
+    LEFT JOIN fits sbg_own    ON sbg_own.model = 'sbg' AND sbg_own.segment = h.vendor_category || '/' || h.billing_interval
+    LEFT JOIN fits sbg_parent ON sbg_parent.model = 'sbg' AND sbg_parent.segment = 'all/' || h.billing_interval
+    LEFT JOIN fits bg_own     ON bg_own.model = 'bgnbd' AND bg_own.segment = h.vendor_category
+    LEFT JOIN fits bg_parent  ON bg_parent.model = 'bgnbd' AND bg_parent.segment = 'all'
+    LEFT JOIN fits gg_own     ON gg_own.model = 'gamma_gamma' AND gg_own.segment = h.vendor_category
+    LEFT JOIN fits gg_parent  ON gg_parent.model = 'gamma_gamma' AND gg_parent.segment = 'all'
+),
+recurring AS (
+    SELECT w.customer_id,
+           (w.subscription_status = 'active' AND w.paid_periods >= 1) AS renews,
+           (w.sbg->>'alpha')::float8 AS alpha, (w.sbg->>'beta')::float8 AS beta,
+           w.paid_periods,
+           -- F(part of the current period gone), from the fit's notice CDF on a 5 % grid; 0 = no data
+           coalesce((w.sbg->'notice_cdf'->>round(20 * ltv.billing_period_elapsed(
+                         w.billing_interval, w.subscription_started, w.paid_periods, p_as_of))::integer)::float8,
+                    0) AS notice,
+           coalesce(w.period_amount, 0)::float8 * s.margin_sub AS margin_per_period,
+           CASE w.billing_interval WHEN 'year' THEN s.rate_year ELSE s.rate_month END AS rate,
+           CASE w.billing_interval WHEN 'year' THEN 12 ELSE 1 END AS months_per_period
+    FROM with_fits w CROSS JOIN settings s
+),
+recurring_distinct AS (
+    -- the sBG quantities depend only on (fit, paid periods, notice, rate): evaluate each once
+    SELECT DISTINCT r.alpha, r.beta, r.paid_periods, r.notice, r.rate, r.months_per_period
+    FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
+),
+recurring_evaluated AS (
+    -- no notice yet scales every P(K >= k) by 1 / norm: expected values divide by it, and the
+    -- q-quantile of K is the plain one at 1 - (1 - q) * norm
+    SELECT d.*,
+           ltv.sbg_derl(d.alpha, d.beta, d.paid_periods - 1, d.rate) / n.norm AS derl,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.9 * n.norm), d.rate)
+               AS annuity_low,
+           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.1 * n.norm), d.rate)
+               AS annuity_high,
+           d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period)
+               / n.norm AS months
+    FROM recurring_distinct d
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT ltv.sbg_notice_norm(d.alpha, d.beta, d.paid_periods, d.notice) AS norm) n
+),
+recurring_value AS (
+    -- NULL (unknown), not 0, for an active subscriber whose segment has no usable fit
+    SELECT r.customer_id,
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.derl END AS expected,
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.annuity_low END AS low,
+           CASE WHEN NOT r.renews THEN 0 ELSE r.margin_per_period * e.annuity_high END AS high,
+           CASE WHEN NOT r.renews THEN 0 ELSE e.months END AS months
+    FROM recurring r
+    LEFT JOIN recurring_evaluated e
+      ON e.alpha = r.alpha AND e.beta = r.beta AND e.paid_periods = r.paid_periods AND e.notice = r.notice
+     AND e.rate = r.rate
+),
+one_off AS (
+    -- recency and age to whole days: the data are daily, and identical inputs are then
+    -- evaluated once (one_off_evaluated) however many customers share them
+    SELECT w.customer_id, w.bg, w.x,
+           round(w.t_x * 30.4375) / 30.4375 AS t_x,
+           round(w.t_cal * 30.4375) / 30.4375 AS t_cal,
+           CASE WHEN w.gg IS NULL THEN NULL
+                ELSE ltv.gg_expected_spend((w.gg->>'p')::float8, (w.gg->>'q')::float8, (w.gg->>'v')::float8,
+                                           w.x, coalesce(w.mean_one_off, 0)) END AS spend
+    FROM with_fits w
+),
+one_off_distinct AS (
+    SELECT DISTINCT o.bg, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg IS NOT NULL
+),
+season_weights AS (
+    -- per BG/NBD fit: its seasonal index averaged over each third of the horizon (1 without an
+    -- index), the thirds measured in the models' months of 30.4375 days
+    SELECT fit.bg,
+           ltv.season_mean(b.season, p_as_of, p_as_of + 1 * third.span) AS w1,
+           ltv.season_mean(b.season, p_as_of + 1 * third.span, p_as_of + 2 * third.span) AS w2,
+           ltv.season_mean(b.season, p_as_of + 2 * third.span, p_as_of + 3 * third.span) AS w3
+    FROM (SELECT DISTINCT d.bg FROM one_off_distinct d) fit
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(fit.bg->'season')::float8) AS season) b
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT s.horizon / 3.0 * interval '30.4375 days' AS span) third
+),
+one_off_stationary AS (
+    SELECT d.bg, d.x, d.t_x, d.t_cal,
+           ltv.bgnbd_p_alive(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal) AS p_alive,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon / 3.0) AS e1,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, 2 * s.horizon / 3.0) AS e2,
+           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon) AS e3
+    FROM one_off_distinct d
+    CROSS JOIN settings s
+    CROSS JOIN LATERAL (SELECT (d.bg->>'r')::float8 AS r, (d.bg->>'alpha')::float8 AS alpha,
+                               (d.bg->>'a')::float8 AS a, (d.bg->>'b')::float8 AS b) p
+),
+one_off_evaluated AS (  -- cumulative purchases at the thirds, each third scaled by its season
+    SELECT st.bg, st.x, st.t_x, st.t_cal, st.p_alive,
+           st.e1 * sw.w1 AS e1,
+           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 AS e2,
+           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 + (st.e3 - st.e2) * sw.w3 AS e3
+    FROM one_off_stationary st
+    JOIN season_weights sw ON sw.bg = st.bg
+),
+one_off_quantiles AS (
+    SELECT e.*, ltv.poisson_quantile(e.e3, 0.1) AS purchases_low, ltv.poisson_quantile(e.e3, 0.9) AS purchases_high
+    FROM one_off_evaluated e
+),
+one_off_purchases AS (
+    SELECT o.customer_id, o.spend, e.p_alive, e.e1, e.e2, e.e3, e.purchases_low, e.purchases_high,
+           s.horizon, s.rate_month, s.margin_one
+    FROM one_off o
+    CROSS JOIN settings s
+    LEFT JOIN one_off_quantiles e ON e.bg = o.bg AND e.x = o.x AND e.t_x = o.t_x AND e.t_cal = o.t_cal
+),
+one_off_value AS (
+    SELECT p.customer_id, p.p_alive, p.e3 AS expected_purchases, p.purchases_low, p.purchases_high,
+           coalesce(p.spend, 0) * p.margin_one AS margin_per_purchase,
+           coalesce(p.spend, 0) * p.margin_one * (
+               p.e1 * power(1 + p.rate_month, -p.horizon / 6.0)
+             + (p.e2 - p.e1) * power(1 + p.rate_month, -p.horizon / 2.0)
+             + (p.e3 - p.e2) * power(1 + p.rate_month, -5 * p.horizon / 6.0)) AS expected,
+           -- average discount over the horizon, applied to the Poisson quantiles
+           CASE WHEN p.e3 > 0 THEN (p.e1 * power(1 + p.rate_month, -p.horizon / 6.0)
+                                  + (p.e2 - p.e1) * power(1 + p.rate_month, -p.horizon / 2.0)
+                                  + (p.e3 - p.e2) * power(1 + p.rate_month, -5 * p.horizon / 6.0)) / p.e3
+                ELSE 1 END AS mean_discount
+    FROM one_off_purchases p
+)
+SELECT w.customer_id, w.vendor_category, w.country, w.acquisition_channel, w.signed_up_at,
+       w.subscription_status, w.billing_interval, w.sbg_segment, w.bgnbd_segment,
+       w.net_revenue, w.realised_margin, w.current_mrr,
+       round(rv.expected::numeric, 4),
+       round(coalesce(ov.expected, 0)::numeric, 4),
+       -- the sum of the rounded parts, so the parts always add up to the total
+       w.realised_margin + round(rv.expected::numeric, 4) + round(coalesce(ov.expected, 0)::numeric, 4),
+       ov.p_alive,
+       ov.expected_purchases,
+       rv.months,
+       round(w.realised_margin + rv.low::numeric
+             + (ov.margin_per_purchase * ov.mean_discount * coalesce(ov.purchases_low, 0))::numeric, 4),
+       round(w.realised_margin + rv.high::numeric
+             + (ov.margin_per_purchase * ov.mean_discount * coalesce(ov.purchases_high, 0))::numeric, 4)
+FROM with_fits w
+JOIN recurring_value rv USING (customer_id)
+JOIN one_off_value ov USING (customer_id);
+END;
+$$;
+
+COMMENT ON FUNCTION ltv.score_customers(timestamptz, bigint[], bigint) IS
+    'LTV of every customer (or one) as of a moment: realised margin + sBG recurring + BG/NBD×Gamma-Gamma one-off, with an 80% interval';
