@@ -53,6 +53,7 @@ DAYS_PER_MONTH = 30.4375
 def database(suppliers: int, seed: int, start: date | None) -> tuple[str, dict]:
     url = resolve_database_url()  # LTV_DATABASE_URL, or LTV_HOME's private cluster (started)
     upgrade_head(url)
+    bulk_load.pause_cron_jobs(url)  # migrating re-registers them; no refresh or refit mid-run
     with psycopg.connect(url, autocommit=True) as conn:
         loaded = conn.execute("SELECT count(*) FROM ltv.customers").fetchone()[0]
     if loaded == 0:

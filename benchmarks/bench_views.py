@@ -34,11 +34,15 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from ltv_db.db import resolve_database_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bulk_load  # noqa: E402
 
 VIEWS = ("customer_ltv_snapshot", "unit_economics", "segment_ltv", "mrr_movements", "cohort_retention")
 BARE = "SELECT customer_id, count(*), sum(amount_base) FROM ltv.revenue_events GROUP BY customer_id"
@@ -107,6 +111,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = args.database_url or resolve_database_url()
+    bulk_load.pause_cron_jobs(url)  # the scheduled refreshes must not run during the timings
     started_at, load_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
     with psycopg.connect(url, autocommit=True, application_name="bench_views") as conn:
         customers, events = conn.execute(
