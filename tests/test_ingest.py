@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -186,6 +188,71 @@ def test_reingesting_the_same_file_adds_nothing(db: psycopg.Connection, tmp_path
     assert db.execute("SELECT count(*), sum(amount_minor) FROM ltv.revenue_events").fetchone() == before
     assert [r[2].split(":")[0] for r in rejects(db, second.batch_id)] == ["duplicate in file", "unknown customer"]
     assert count(db, "SELECT count(*) FROM ltv.revenue_event_keys") == 2
+
+
+def test_overlapping_loaders_never_both_insert_an_event(db: psycopg.Connection, db_url: str,
+                                                        tmp_path: Path) -> None:
+    """Two loaders whose files share 100 keys (listed in opposite orders): the second one's
+    claims wait for the first one's commit and then find the keys taken — every shared line is a
+    duplicate, every key is loaded once."""
+    setup_marketplace(db, tmp_path)
+    load(db, tmp_path, "events", EVENT_HEADER, [event("warm-up")])  # the month's partition exists
+    first_file = write(tmp_path, "first.csv", EVENT_HEADER, [event(f"k{i:03d}") for i in range(200)])
+    second_file = write(tmp_path, "second.csv", EVENT_HEADER, [event(f"k{i:03d}") for i in reversed(range(100, 300))])
+    outcome: dict[str, object] = {}
+
+    def second_loader() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                conn.execute("SET lock_timeout = '60s'")
+                outcome["result"] = ingest_file(conn, "events", second_file)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            outcome["error"] = exc
+
+    with psycopg.connect(db_url) as conn:
+        with conn.transaction():
+            first = ingest_file(conn, "events", first_file)  # claimed, not committed yet
+            other = threading.Thread(target=second_loader)
+            other.start()
+            deadline = time.monotonic() + 30
+            while not count(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND wait_event_type = 'Lock'") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert time.monotonic() < deadline, "the second loader never waited for the first one's keys"
+        other.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    second = outcome["result"]
+    assert isinstance(second, IngestResult)
+    assert (first.loaded, first.duplicates, first.rejected) == (200, 0, 0)
+    assert (second.loaded, second.duplicates, second.rejected) == (100, 100, 0)
+    assert count(db, "SELECT count(*) FROM ltv.revenue_events WHERE external_id LIKE %s", ("k%",)) == 300
+    assert count(db, "SELECT count(DISTINCT external_id) FROM ltv.revenue_events WHERE external_id LIKE %s",
+                 ("k%",)) == 300
+    assert count(db, "SELECT count(*) FROM ltv.revenue_event_keys WHERE external_id LIKE %s", ("k%",)) == 300
+
+
+@pytest.mark.parametrize(("table_sql", "value", "ok"), [
+    ("customers", "a" * 100, True), ("customers", "a" * 101, False), ("customers", "A1_.:-z", True),
+    ("customers", "_a", False), ("customers", "a b", False), ("customers", "", False),
+    ("events", "a" * 32, True), ("events", "a" * 33, False), ("events", "stripe_2", True),
+    ("events", "Stripe", False), ("events", "2stripe", False), ("events", "", False),
+])
+def test_identifier_checks_keep_their_meaning(db: psycopg.Connection, tmp_path: Path, table_sql: str, value: str,
+                                              ok: bool) -> None:
+    """Revision 0006 rewrote `~ '^…{0,N}$'` CHECKs as `~ '^…*$' AND length() <= N + 1`: same rule."""
+    setup_marketplace(db, tmp_path)
+    statement = {
+        "customers": "INSERT INTO ltv.customers (customer_ref, vendor_category, country, acquisition_channel, "
+                     "signed_up_at) VALUES (%s, 'venue', 'GB', 'organic', now())",
+        "events": "INSERT INTO ltv.revenue_events (customer_id, occurred_at, kind, amount_minor, currency, fx_rate, "
+                  "amount_base, source, external_id) SELECT customer_id, now(), 'one_off', 1, 'GBP', 1, 0.01, %s, 'x' "
+                  "FROM ltv.customers WHERE customer_ref = 'c1'",
+    }[table_sql]
+    if ok:
+        db.execute(statement, (value,))
+    else:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.execute(statement, (value,))
 
 
 def test_a_conflicting_reingest_is_rejected_and_the_original_kept(db: psycopg.Connection, tmp_path: Path) -> None:
