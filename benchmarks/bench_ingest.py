@@ -56,6 +56,7 @@ PHASES = (
     ("CREATE TEMP TABLE ingest_staged", "stage (parse + validate)"),
     ("CREATE TEMP TABLE ingest_groups", "group good rows"),
     ("CREATE TEMP TABLE ingest_fx", "FX rates"),
+    ("ANALYZE pg_temp.", "analyze staged rows"),
     ("INSERT INTO ltv.ingest_rejects", "write rejects"),
     ("SELECT count(*) FILTER (WHERE ltv.create_revenue_partition", "partitions"),
     ("INSERT INTO ltv.revenue_event_keys", "claim keys (ledger)"),

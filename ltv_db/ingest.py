@@ -796,15 +796,15 @@ ORDER BY v.line_no
 ANALYZE_MIN_ROWS = 10_000  # below this a temp table's default estimates do no harm
 
 
-def analyze_staged(cur: psycopg.Cursor) -> None:
-    """Statistics for the staged rows and their FX rates (autovacuum never sees TEMP tables):
-    without them the planner guesses a few thousand rows and joins a million staged rows to
-    the rates by sorting them on disk (a merge join) instead of hashing the few thousand rates.
+def analyze_if_large(cur: psycopg.Cursor, rows: int, *tables: str) -> None:
+    """Statistics for TEMP tables of a large batch (autovacuum never sees TEMP tables): without
+    them the planner guesses a few thousand rows and e.g. joins a million staged rows to the FX
+    rates by sorting them on disk (a merge join) instead of hashing the few thousand rates.
     ANALYZE samples at most 30,000 rows, so it costs tens of milliseconds at any size; small
-    batches (record_event) skip it."""
-    if scalar(cur, "SELECT count(*) FROM (SELECT 1 FROM pg_temp.ingest_staged LIMIT %s) s",
-              (ANALYZE_MIN_ROWS,)) == ANALYZE_MIN_ROWS:
-        cur.execute("ANALYZE pg_temp.ingest_staged, pg_temp.ingest_fx")
+    batches (record_event) skip it. ``tables`` are constants of this module."""
+    if rows >= ANALYZE_MIN_ROWS:
+        with phase("analyze"):
+            cur.execute("ANALYZE " + ", ".join(f"pg_temp.{t}" for t in tables))
 
 
 def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
@@ -813,8 +813,6 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
         cur.execute(EVENT_GROUPS)
     with phase("fx rates"):
         cur.execute(EVENT_FX)
-    with phase("analyze"):
-        analyze_staged(cur)
     outcome = Outcome()
     cur.execute("SELECT reject_kind, sum(n)::bigint FROM pg_temp.ingest_groups GROUP BY 1")
     good = 0
@@ -823,6 +821,7 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
             good = n
         else:
             outcome.reject(kind, n)
+    analyze_if_large(cur, good + sum(outcome.rejects_by_reason.values()), "ingest_staged", "ingest_fx")
     risky = scalar(cur, "SELECT count(*) FROM pg_temp.ingest_fx WHERE rate IS NULL OR rate >= %s", (SAFE_RATE,))
     if risky:
         cur.execute(EVENT_FX_REJECTS.replace("{safe_rate}", str(SAFE_RATE)))
@@ -850,6 +849,7 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
         verdicts = verdicts.replace("{claimer_join}", claimer[1] if claimed else "")
         with phase("classify repeats"):
             cur.execute(EVENT_UNCLAIMED)
+            analyze_if_large(cur, cur.rowcount, "ingest_unclaimed")
             cur.execute(verdicts)
             cur.execute("SELECT judgement[1], count(*) FROM pg_temp.ingest_verdicts GROUP BY 1")
             repeats_rejected = 0
