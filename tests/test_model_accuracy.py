@@ -209,3 +209,41 @@ def test_recurring_value_of_annual_subscribers_uses_the_notice(demo_url: str) ->
         assert float(r["predicted_recurring"]) == pytest.approx(want, abs=1e-4), r
         raised += norm < 0.99
     assert raised > 100  # most of them are well into their year: the notice matters
+
+
+def test_expected_purchases_are_the_seasonal_sum_of_the_public_formula(demo_url: str) -> None:
+    """Scoring splits E[X] into kernel × P(alive) and scales each third of the horizon by its
+    season; recomputed here with the public ltv.bgnbd_expected_purchases at the thirds and the
+    fit's index averaged over each third (ltv.season_mean)."""
+    with psycopg.connect(demo_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            """WITH scored AS (SELECT * FROM ltv.score_customers(%(as_of)s) ORDER BY customer_id LIMIT 400)
+               SELECT s.expected_purchases, h.x, h.t_x, h.t_cal, f.params, st.horizon_months AS horizon
+               FROM scored s
+               JOIN ltv.customer_history(%(as_of)s) h USING (customer_id)
+               JOIN ltv.model_fits f ON f.is_active AND f.model = 'bgnbd' AND f.segment = s.bgnbd_segment
+               CROSS JOIN ltv.settings st""",
+            {"as_of": AS_OF},
+        ).fetchall()
+        assert len(rows) == 400
+        for r in rows:
+            p = r["params"]
+            t_x, t_cal = round(r["t_x"] * 30.4375) / 30.4375, round(r["t_cal"] * 30.4375) / 30.4375
+            thirds = [k * r["horizon"] / 3 for k in range(4)]
+            cumulative = [
+                conn.execute(
+                    "SELECT ltv.bgnbd_expected_purchases(%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (p["r"], p["alpha"], p["a"], p["b"], r["x"], t_x, t_cal, t),
+                ).fetchone()["bgnbd_expected_purchases"]
+                for t in thirds[1:]
+            ]
+            weights = [
+                conn.execute(
+                    "SELECT ltv.season_mean(%s, %s + %s * interval '30.4375 days', %s + %s * interval '30.4375 days')",
+                    (p["season"], AS_OF, start, AS_OF, end),
+                ).fetchone()["season_mean"]
+                for start, end in zip(thirds, thirds[1:], strict=False)
+            ]
+            increments = [cumulative[0], cumulative[1] - cumulative[0], cumulative[2] - cumulative[1]]
+            want = sum(w * inc for w, inc in zip(weights, increments, strict=True))
+            assert r["expected_purchases"] == pytest.approx(want, rel=1e-9, abs=1e-12), r

@@ -21,9 +21,11 @@ FROZEN_SQL: list[str] = [
     "functions/notice_cdf.sql",
     "functions/sbg_notice_norm.sql",
     "functions/billing_period_elapsed.sql",
+    "functions/sbg_derl_series.sql",  # DERL for every renewal count at the cost of one
     "functions/fit_models.sql",  # changed: sBG params carry notice_cdf, BG/NBD params season
     "functions/refit_models.sql",  # changed: arrays in params are prediction inputs, not parameters
-    # changed: predictions given no cancellation notice so far, one-off purchases by season
+    # changed: predictions given no cancellation notice so far, one-off purchases by season;
+    # scoring evaluates each expensive quantity once (DERL series, the BG/NBD kernel per (x, T))
     "functions/score_customers.sql",
     "functions/backtest_predictions.sql",
 ]

@@ -51,7 +51,7 @@ settings AS (
     FROM ltv.settings
 ),
 fits AS (
-    SELECT f.model, f.segment, f.params
+    SELECT f.fit_id, f.model, f.segment, f.params
     FROM ltv.model_fits f
     WHERE CASE WHEN p_fit_ids IS NULL THEN f.is_active ELSE f.fit_id = ANY (p_fit_ids) END
 ),
@@ -64,6 +64,7 @@ with_fits AS (
            coalesce(sbg_own.params, sbg_parent.params)    AS sbg,
            coalesce(bg_own.segment, bg_parent.segment)    AS bgnbd_segment,
            coalesce(bg_own.params, bg_parent.params)      AS bg,
+           coalesce(bg_own.fit_id, bg_parent.fit_id)      AS bg_fit_id,  -- a cheap join key for bg
            coalesce(gg_own.params, gg_parent.params)      AS gg
     FROM history h
     LEFT JOIN fits sbg_own    ON sbg_own.model = 'sbg' AND sbg_own.segment = h.vendor_category || '/' || h.billing_interval
@@ -92,11 +93,17 @@ recurring_distinct AS (
     SELECT DISTINCT r.alpha, r.beta, r.paid_periods, r.notice, r.rate, r.months_per_period
     FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
 ),
-recurring_evaluated AS (
+derl_series AS MATERIALIZED (
+    -- DERL depends on (fit, renewals, rate): one series per (fit, rate) covers every renewal count
+    SELECT r.alpha, r.beta, r.rate, ltv.sbg_derl_series(r.alpha, r.beta, max(r.paid_periods) - 1, r.rate) AS derl
+    FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
+    GROUP BY r.alpha, r.beta, r.rate
+),
+recurring_evaluated AS MATERIALIZED (
     -- no notice yet scales every P(K >= k) by 1 / norm: expected values divide by it, and the
     -- q-quantile of K is the plain one at 1 - (1 - q) * norm
     SELECT d.*,
-           ltv.sbg_derl(d.alpha, d.beta, d.paid_periods - 1, d.rate) / n.norm AS derl,
+           ds.derl[d.paid_periods] / n.norm AS derl,  -- element renewals + 1 = paid periods
            ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.9 * n.norm), d.rate)
                AS annuity_low,
            ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.1 * n.norm), d.rate)
@@ -104,6 +111,7 @@ recurring_evaluated AS (
            d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period)
                / n.norm AS months
     FROM recurring_distinct d
+    JOIN derl_series ds ON ds.alpha = d.alpha AND ds.beta = d.beta AND ds.rate = d.rate
     CROSS JOIN settings s
     CROSS JOIN LATERAL (SELECT ltv.sbg_notice_norm(d.alpha, d.beta, d.paid_periods, d.notice) AS norm) n
 ),
@@ -121,8 +129,8 @@ recurring_value AS (
 ),
 one_off AS (
     -- recency and age to whole days: the data are daily, and identical inputs are then
-    -- evaluated once (one_off_evaluated) however many customers share them
-    SELECT w.customer_id, w.bg, w.x,
+    -- evaluated once (one_off_distinct) however many customers share them
+    SELECT w.customer_id, w.bg_fit_id, w.x,
            round(w.t_x * 30.4375) / 30.4375 AS t_x,
            round(w.t_cal * 30.4375) / 30.4375 AS t_cal,
            CASE WHEN w.gg IS NULL THEN NULL
@@ -131,40 +139,48 @@ one_off AS (
     FROM with_fits w
 ),
 one_off_distinct AS (
-    SELECT DISTINCT o.bg, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg IS NOT NULL
+    SELECT DISTINCT o.bg_fit_id, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg_fit_id IS NOT NULL
 ),
-season_weights AS (
-    -- per BG/NBD fit: its seasonal index averaged over each third of the horizon (1 without an
-    -- index), the thirds measured in the models' months of 30.4375 days
-    SELECT fit.bg,
+bgnbd_fits AS MATERIALIZED (
+    -- per BG/NBD fit in use: its parameters, and its seasonal index averaged over each third of
+    -- the horizon (1 without an index), the thirds measured in the models' months of 30.4375 days
+    SELECT f.fit_id AS bg_fit_id,
+           (f.params->>'r')::float8 AS r, (f.params->>'alpha')::float8 AS alpha,
+           (f.params->>'a')::float8 AS a, (f.params->>'b')::float8 AS b,
            ltv.season_mean(b.season, p_as_of, p_as_of + 1 * third.span) AS w1,
            ltv.season_mean(b.season, p_as_of + 1 * third.span, p_as_of + 2 * third.span) AS w2,
            ltv.season_mean(b.season, p_as_of + 2 * third.span, p_as_of + 3 * third.span) AS w3
-    FROM (SELECT DISTINCT d.bg FROM one_off_distinct d) fit
-    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(fit.bg->'season')::float8) AS season) b
+    FROM fits f
+    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(f.params->'season')::float8) AS season) b
     CROSS JOIN settings s
     CROSS JOIN LATERAL (SELECT s.horizon / 3.0 * interval '30.4375 days' AS span) third
+    WHERE f.model = 'bgnbd'
 ),
-one_off_stationary AS (
-    SELECT d.bg, d.x, d.t_x, d.t_cal,
-           ltv.bgnbd_p_alive(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal) AS p_alive,
-           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon / 3.0) AS e1,
-           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, 2 * s.horizon / 3.0) AS e2,
-           ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, d.x, d.t_x, d.t_cal, s.horizon) AS e3
-    FROM one_off_distinct d
+one_off_kernel AS MATERIALIZED (
+    -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
+    -- (ltv.bgnbd_expected_purchases_kernel, the ₂F₁ work) depends on x and T only: evaluated once
+    -- per distinct (fit, x, T) — several times fewer than the distinct (fit, x, t_x, T) — and
+    -- the cheap P(alive) once per distinct (fit, x, t_x, T) below
+    SELECT k.bg_fit_id, k.x, k.t_cal,
+           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon / 3.0) AS k1,
+           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, 2 * s.horizon / 3.0) AS k2,
+           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon) AS k3
+    FROM (SELECT DISTINCT d.bg_fit_id, d.x, d.t_cal FROM one_off_distinct d) k
+    JOIN bgnbd_fits f USING (bg_fit_id)
     CROSS JOIN settings s
-    CROSS JOIN LATERAL (SELECT (d.bg->>'r')::float8 AS r, (d.bg->>'alpha')::float8 AS alpha,
-                               (d.bg->>'a')::float8 AS a, (d.bg->>'b')::float8 AS b) p
 ),
-one_off_evaluated AS (  -- cumulative purchases at the thirds, each third scaled by its season
-    SELECT st.bg, st.x, st.t_x, st.t_cal, st.p_alive,
-           st.e1 * sw.w1 AS e1,
-           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 AS e2,
-           st.e1 * sw.w1 + (st.e2 - st.e1) * sw.w2 + (st.e3 - st.e2) * sw.w3 AS e3
-    FROM one_off_stationary st
-    JOIN season_weights sw ON sw.bg = st.bg
+one_off_evaluated AS MATERIALIZED (
+    -- cumulative expected purchases at the thirds of the horizon, each third scaled by its season
+    SELECT d.bg_fit_id, d.x, d.t_x, d.t_cal, a.p_alive,
+           k.k1 * a.p_alive * f.w1 AS e1,
+           (k.k1 * f.w1 + (k.k2 - k.k1) * f.w2) * a.p_alive AS e2,
+           (k.k1 * f.w1 + (k.k2 - k.k1) * f.w2 + (k.k3 - k.k2) * f.w3) * a.p_alive AS e3
+    FROM one_off_distinct d
+    JOIN bgnbd_fits f USING (bg_fit_id)
+    JOIN one_off_kernel k USING (bg_fit_id, x, t_cal)
+    CROSS JOIN LATERAL (SELECT ltv.bgnbd_p_alive(f.r, f.alpha, f.a, f.b, d.x, d.t_x, d.t_cal) AS p_alive) a
 ),
-one_off_quantiles AS (
+one_off_quantiles AS MATERIALIZED (
     SELECT e.*, ltv.poisson_quantile(e.e3, 0.1) AS purchases_low, ltv.poisson_quantile(e.e3, 0.9) AS purchases_high
     FROM one_off_evaluated e
 ),
@@ -173,7 +189,7 @@ one_off_purchases AS (
            s.horizon, s.rate_month, s.margin_one
     FROM one_off o
     CROSS JOIN settings s
-    LEFT JOIN one_off_quantiles e ON e.bg = o.bg AND e.x = o.x AND e.t_x = o.t_x AND e.t_cal = o.t_cal
+    LEFT JOIN one_off_quantiles e USING (bg_fit_id, x, t_x, t_cal)
 ),
 one_off_value AS (
     SELECT p.customer_id, p.p_alive, p.e3 AS expected_purchases, p.purchases_low, p.purchases_high,
