@@ -134,14 +134,16 @@ def test_season_index_needs_three_years_of_purchases(db: psycopg.Connection) -> 
 @pytest.mark.parametrize(("alpha", "beta", "discount"), [(1.0, 8.5, 0.00797), (0.67, 3.8, 0.1), (0.47, 1.3, 0.1),
                                                          (2.5, 0.9, 0.00797), (1.55, 9.1, 0.00797)])
 def test_derl_series_matches_derl_at_every_renewal_count(db: psycopg.Connection, alpha, beta, discount) -> None:
-    series = db.execute("SELECT ltv.sbg_derl_series(%s, %s, 120, %s)", (alpha, beta, discount)).fetchone()[0]
     direct = db.execute(
         "SELECT array_agg(ltv.sbg_derl(%s, %s, n, %s) ORDER BY n) FROM generate_series(0, 120) n",
         (alpha, beta, discount),
     ).fetchone()[0]
-    assert len(series) == 121
-    assert series == pytest.approx(direct, rel=1e-9)
-    assert db.execute("SELECT ltv.sbg_derl_series(1, 2, 0, 0.1)").fetchone()[0] == pytest.approx(
-        [db.execute("SELECT ltv.sbg_derl(1, 2, 0, 0.1)").fetchone()[0]])
-    with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("SELECT ltv.sbg_derl_series(1, 2, -1, 0.1)")
+    for start in (0, 7, 120):
+        series = db.execute(
+            "SELECT ltv.sbg_derl_series(%s, %s, %s, 120, %s)", (alpha, beta, start, discount)
+        ).fetchone()[0]
+        assert len(series) == 121 - start
+        assert series == pytest.approx(direct[start:], rel=1e-9)
+    for bad in ((-1, 3), (5, 4)):
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            db.execute("SELECT ltv.sbg_derl_series(1, 2, %s, %s, 0.1)", bad)

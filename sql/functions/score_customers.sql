@@ -25,7 +25,7 @@
 --                        purchase count — an approximation that ignores parameter uncertainty).
 -- Segments fall back to their parent fit ('all/<interval>', 'all') when they have none.
 --
--- Speed: PL/pgSQL so a session plans the query once and reuses it (a single-customer call is
+-- Speed: PL/pgSQL so a session plans the query once and reuses it for single customers (a call is
 -- then a few milliseconds: ltv.customer_history reads the live statistics); no JIT — the
 -- planner cannot see how few rows ltv.customer_history returns, and compiling this query
 -- costs seconds while the work is in the model functions that JIT cannot speed up.
@@ -38,8 +38,13 @@ RETURNS SETOF ltv.customer_ltv_result
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, ltv
 SET jit = off
+SET plan_cache_mode = auto  -- set per call below; restored on return
 AS $$
 BEGIN
+-- One customer (ltv.customer_ltv): the plan made once per session (planning this query costs
+-- ~6 ms, more than running it for one customer). Everyone: planned for the call.
+PERFORM set_config('plan_cache_mode',
+                   CASE WHEN p_customer_id IS NULL THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true);
 RETURN QUERY
 WITH
 settings AS (
@@ -95,7 +100,8 @@ recurring_distinct AS (
 ),
 derl_series AS MATERIALIZED (
     -- DERL depends on (fit, renewals, rate): one series per (fit, rate) covers every renewal count
-    SELECT r.alpha, r.beta, r.rate, ltv.sbg_derl_series(r.alpha, r.beta, max(r.paid_periods) - 1, r.rate) AS derl
+    SELECT r.alpha, r.beta, r.rate, min(r.paid_periods) - 1 AS from_renewals,
+           ltv.sbg_derl_series(r.alpha, r.beta, min(r.paid_periods) - 1, max(r.paid_periods) - 1, r.rate) AS derl
     FROM recurring r WHERE r.renews AND r.alpha IS NOT NULL
     GROUP BY r.alpha, r.beta, r.rate
 ),
@@ -103,7 +109,7 @@ recurring_evaluated AS MATERIALIZED (
     -- no notice yet scales every P(K >= k) by 1 / norm: expected values divide by it, and the
     -- q-quantile of K is the plain one at 1 - (1 - q) * norm
     SELECT d.*,
-           ds.derl[d.paid_periods] / n.norm AS derl,  -- element renewals + 1 = paid periods
+           ds.derl[d.paid_periods - ds.from_renewals] / n.norm AS derl,  -- renewals = paid periods - 1
            ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.9 * n.norm), d.rate)
                AS annuity_low,
            ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.1 * n.norm), d.rate)
@@ -154,7 +160,7 @@ bgnbd_fits AS MATERIALIZED (
     CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(f.params->'season')::float8) AS season) b
     CROSS JOIN settings s
     CROSS JOIN LATERAL (SELECT s.horizon / 3.0 * interval '30.4375 days' AS span) third
-    WHERE f.model = 'bgnbd'
+    WHERE f.model = 'bgnbd' AND f.fit_id IN (SELECT d.bg_fit_id FROM one_off_distinct d)
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
