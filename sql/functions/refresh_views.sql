@@ -8,7 +8,13 @@
 -- (a fresh or re-created one): that first refresh is a plain REFRESH. Each view is ANALYZEd
 -- after its refresh so plans over it see the new contents at once. work_mem is raised for the
 -- duration: the views sort and hash whole-history sets (charges, customer-months) that spill
--- to disk at the cluster default.
+-- to disk at the cluster default. Nested-loop joins are disabled for the duration (the planner
+-- still uses one where nothing else can do the join): every view reads whole populations
+-- through set-returning functions and CTEs the planner estimates at 1–1,000 rows, and a nested
+-- loop chosen on such an estimate is quadratic in the real row counts — at 1,000,000 suppliers
+-- ltv.score_customers(now()) joined its distinct (fit, x, t_x, T) rows to its per-(fit, x, T)
+-- kernels that way and did not finish in 15 minutes; with hash joins it takes 100 s
+-- (benchmarks/RESULTS.md). Settings of a function's SET clause hold for the functions it calls.
 --
 -- One transaction: the views change together at commit — readers never see a segment_ltv
 -- computed from a different snapshot than the customer_ltv_snapshot beside it, and every
@@ -22,6 +28,7 @@ RETURNS TABLE (view_name text, refreshed_concurrently boolean, duration_ms float
 LANGUAGE plpgsql
 SET search_path = pg_catalog, ltv
 SET work_mem = '256MB'
+SET enable_nestloop = off
 AS $$
 #variable_conflict use_column
 DECLARE
