@@ -1,8 +1,9 @@
 """The models on the synthetic marketplace: parameter recovery against the generator's truth,
 and backtest accuracy on the demo marketplace (issue 3).
 
-One demo marketplace (the `ltv-db demo` size, 50,000 suppliers) is loaded once per session
-through the real ingestion engine into its own database.
+One synthetic marketplace of 100,000 suppliers (twice the `ltv-db demo` size: issue 3 asks for
+parameter recovery on at least 100,000) is loaded once per module through the real ingestion
+engine into its own database.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from psycopg.rows import dict_row
 from ltv_db import demo_data
 from tests.conftest import TEMPLATE_DB, create_database, drop_database, run_cli
 
-DEMO = demo_data.DemoConfig(suppliers=50_000, seed=42)
+DEMO = demo_data.DemoConfig(suppliers=100_000, seed=42)
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 BACKTEST_CUTOFF = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -56,13 +57,14 @@ PARAMETERS = {"sbg": ("alpha", "beta"), "bgnbd": ("r", "alpha", "a", "b"), "gamm
 
 
 def test_fitted_parameters_recover_the_truth(demo_url: str) -> None:
-    """Every fitted parameter lies within 5 % of the truth, or — where this sample is too
-    small for 5 % to be reachable — within 4 standard errors of its own fit: 40 parameters are
-    checked, so 4 SE keeps the family-wise false-alarm rate near 0.3 %. (The annual sBG
-    segments hold ~1,200 subscriptions here, so their SE is 10-20 %; the benchmark
-    benchmarks/bench_models.py checks the 5 % bound at 1,000,000 suppliers.)"""
+    """Issue 3: within 5 % of the truth for segments with enough data. A parameter has enough
+    data when its fit's standard error is at most 2.5 % of it (5 % is then 2 SE: resolvable);
+    those must be within 5 %. The others (the annual sBG segments hold ~2,500 subscriptions
+    here, SE 7-14 %) must be within 4 standard errors: 40 parameters are checked, so 4 SE keeps
+    the family-wise false-alarm rate near 0.3 %. (benchmarks/bench_models.py checks 5 % at
+    1,000,000 suppliers.)"""
     fits, truth = _fits(demo_url), _truth(demo_url)
-    checked = 0
+    resolvable = checked = 0
     for (model, segment), true_params in truth.items():
         fit = fits.get((model, segment))
         assert fit is not None, f"no active {model} fit for {segment} (n too small?)"
@@ -70,10 +72,14 @@ def test_fitted_parameters_recover_the_truth(demo_url: str) -> None:
             true = float(true_params[name])
             got = float(fit["params"][name])
             se = float(fit["std_errors"][name])
-            tolerance = max(0.05 * true, 4 * se)
-            assert abs(got - true) <= tolerance, (model, segment, name, got, true, se)
+            if se <= 0.025 * true:
+                assert abs(got - true) <= 0.05 * true, (model, segment, name, got, true, se)
+                resolvable += 1
+            else:
+                assert abs(got - true) <= 4 * se, (model, segment, name, got, true, se)
             checked += 1
     assert checked == sum(len(PARAMETERS[m]) for m, _ in truth)
+    assert resolvable >= 10, resolvable  # 13 of the 40 are resolvable to 5 % at this size
 
 
 def test_six_month_backtest_accuracy(demo_url: str) -> None:
