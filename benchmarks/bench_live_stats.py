@@ -236,10 +236,11 @@ def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
 
 
 def bench_latency(conn: psycopg.Connection, calls: int, refit: bool = True) -> dict:
-    # after bench_incremental everything but the last month is loaded
-    conn.execute(f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.last_month")
-    conn.execute("DROP TABLE bench.last_month")
-    conn.execute("VACUUM ANALYZE")
+    if conn.execute("SELECT to_regclass('bench.last_month') IS NOT NULL").fetchone()[0]:
+        # after bench_incremental everything but the last month is loaded
+        conn.execute(f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) SELECT {EVENT_COLUMNS} FROM bench.last_month")
+        conn.execute("DROP TABLE bench.last_month")
+        conn.execute("VACUUM ANALYZE")
     refit_s = None
     if refit or not conn.execute("SELECT count(*) FROM ltv.model_fits WHERE is_active").fetchone()[0]:
         log("refitting models (ltv.refit_models)")
@@ -363,6 +364,8 @@ def main() -> None:
     parser.add_argument("--latency-calls", type=int, default=2000)
     parser.add_argument("--ingest-reps", type=int, default=1, help="ingest_file runs each way (0: skip)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="with --reuse: only the customer_ltv(id) latency test on the data as it is; printed")
     parser.add_argument("--stop", action="store_true", help="stop the private cluster at the end")
     args = parser.parse_args()
     if not os.environ.get("LTV_HOME") and not os.environ.get("LTV_DATABASE_URL"):
@@ -389,6 +392,12 @@ def main() -> None:
         cli("migrate")
     bulk_load.pause_cron_jobs(url)  # no scheduled view refresh or refit during the timings
     context = {"load_start": f"{os.getloadavg()[0]:.1f}"}
+    if args.latency_only:
+        with psycopg.connect(url, autocommit=True) as conn:
+            latency = bench_latency(conn, args.latency_calls, refit=not args.no_refit)
+        print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {context['load_start']} → "
+              f"{os.getloadavg()[0]:.1f}: {latency}")
+        return
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             if not args.reuse:
