@@ -13,7 +13,7 @@
 -- through set-returning functions and CTEs the planner estimates at 1–1,000 rows, and a nested
 -- loop chosen on such an estimate is quadratic in the real row counts — at 1,000,000 suppliers
 -- ltv.score_customers(now()) joined its distinct (fit, x, t_x, T) rows to its per-(fit, x, T)
--- kernels that way and did not finish in 15 minutes; with hash joins it takes 100 s
+-- kernels that way and was cancelled unfinished after 14 minutes; with hash joins it takes 100 s
 -- (benchmarks/RESULTS.md). Settings of a function's SET clause hold for the functions it calls.
 --
 -- One transaction: the views change together at commit — readers never see a segment_ltv
