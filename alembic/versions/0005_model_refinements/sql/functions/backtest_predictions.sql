@@ -87,11 +87,7 @@ predicted AS (
                                w.billing_interval, w.subscription_started, w.paid_periods, wb.starts))::integer)::float8)
                 ELSE 0 END AS gross_recurring,
            CASE WHEN w.bg IS NOT NULL
-                THEN ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3) * sw.w1
-                   + (ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3)
-                      - ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3)) * sw.w2
-                   + (ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months)
-                      - ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3)) * sw.w3
+                THEN e.e1 * sw.w1 + (e.e2 - e.e1) * sw.w2 + (e.e3 - e.e2) * sw.w3
                 ELSE 0 END AS purchases,
            CASE WHEN w.gg IS NOT NULL
                 THEN ltv.gg_expected_spend((w.gg->>'p')::float8, (w.gg->>'q')::float8, (w.gg->>'v')::float8,
@@ -101,6 +97,13 @@ predicted AS (
     CROSS JOIN window_bounds wb
     CROSS JOIN LATERAL (SELECT (w.bg->>'r')::float8 AS r, (w.bg->>'alpha')::float8 AS alpha,
                                (w.bg->>'a')::float8 AS a, (w.bg->>'b')::float8 AS b) p
+    -- cumulative expected purchases at the thirds of the window, each evaluated once (OFFSET 0
+    -- keeps the planner from inlining the subquery and repeating the calls); NULL without a fit
+    CROSS JOIN LATERAL (
+        SELECT ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3) AS e1,
+               ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3) AS e2,
+               ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months) AS e3
+        OFFSET 0) e
     LEFT JOIN season_weights sw ON sw.bg = w.bg
 ),
 actuals AS (
