@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import math
 import os
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
@@ -115,9 +114,7 @@ def test_cdnow_summary_reproduces_published_csv() -> None:
 
 def test_fit_bgnbd_reproduces_cdnow(db: psycopg.Connection) -> None:
     load_cdnow(db)
-    t0 = time.perf_counter()
     res = fit(db, "fit_bgnbd_detail", "cdnow_rfm")
-    elapsed = time.perf_counter() - t0
     assert res["converged"] is True
     for name, want in (("r", 0.2426), ("alpha", 4.4136), ("a", 0.7929), ("b", 2.4259)):
         assert round(res[name], 4) == pytest.approx(want, abs=1.5e-4), (name, res[name])
@@ -125,7 +122,6 @@ def test_fit_bgnbd_reproduces_cdnow(db: psycopg.Connection) -> None:
     assert res["n"] == 2357
     for name in ("r_se", "alpha_se", "a_se", "b_se"):
         assert 0 < res[name] < 1, (name, res[name])
-    assert elapsed < 10, elapsed  # measured ~0.06 s
     short = fit(db, "fit_bgnbd", "cdnow_rfm")
     assert set(short) == {"r", "alpha", "a", "b", "log_likelihood", "converged"}
     assert short["r"] == pytest.approx(res["r"], rel=1e-12)
@@ -209,16 +205,13 @@ def test_fit_bgnbd_recovers_simulated_parameters_over_30k_rows(db: psycopg.Conne
         for row in zip(x.tolist(), t_x.tolist(), t_cal.tolist(), strict=True):
             cp.write_row(row)
     assert db.execute("SELECT count(DISTINCT (x, t_x, t_cal)) FROM sim").fetchone()[0] > 25_000
-    t0 = time.perf_counter()
     res = fit(db, "fit_bgnbd_detail", "sim")
-    elapsed = time.perf_counter() - t0
     assert res["converged"] is True
     for name, want in truth.items():
         # within 4 standard errors of the truth, and the standard error itself sensible
         se = res[f"{name}_se"]
         assert 0 < se < 0.2 * want, (name, se)
         assert abs(res[name] - want) < 4 * se, (name, res[name], want, se)
-    assert elapsed < 30, elapsed  # measured ~1 s on the 2-core machine
 
 
 def write_rows(db: psycopg.Connection, table: str, columns: str, rows: list[tuple[object, ...]]) -> None:

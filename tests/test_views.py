@@ -176,7 +176,8 @@ def test_every_view_is_registered_populated_and_shares_one_as_of(mdb: psycopg.Co
     ).fetchall()
     assert [r[0] for r in rows] == list(MATVIEWS)
     for view, populated, refreshed_at, concurrently, count, duration in rows:
-        assert populated and concurrently and count >= 2 and duration > 0, view  # migration + fixture
+        # migration + fixture; the duration is recorded (how long is benchmarks/bench_views.py's)
+        assert populated and concurrently and count >= 2 and duration is not None, view
         assert refreshed_at == market.as_of, view  # one transaction: one as_of for every view
         if view in ("customer_ltv_snapshot", "unit_economics", "segment_ltv"):  # the others have none, on purpose
             view_as_of = mdb.execute(f"SELECT DISTINCT as_of FROM ltv.{view}").fetchall()
