@@ -21,6 +21,8 @@ FROZEN_SQL: list[str] = [
     "functions/notice_cdf.sql",
     "functions/sbg_notice_norm.sql",
     "functions/billing_period_elapsed.sql",
+    "functions/season_thirds.sql",
+    "functions/segment_fits.sql",  # the one fit lookup of scoring and backtests
     "functions/sbg_derl_series.sql",  # DERL for every renewal count at the cost of one
     "functions/fit_models.sql",  # changed: sBG params carry notice_cdf, BG/NBD params season
     "functions/refit_models.sql",  # changed: arrays in params are prediction inputs, not parameters

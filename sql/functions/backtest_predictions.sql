@@ -33,9 +33,6 @@ window_bounds AS (
     SELECT p_cutoff AS starts, p_cutoff + make_interval(months => p_horizon_months) AS ends,
            ltv.months_between(p_cutoff, p_cutoff + make_interval(months => p_horizon_months)) AS months
 ),
-fits AS (
-    SELECT f.model, f.segment, f.params FROM ltv.model_fits f WHERE f.fit_id = ANY (p_fit_ids)
-),
 history AS (
     SELECT * FROM ltv.customer_history(p_cutoff)
 ),
@@ -49,31 +46,16 @@ net_to_gross AS (
     WHERE e.occurred_at >= p_cutoff - interval '12 months' AND e.occurred_at < p_cutoff
     GROUP BY 1, 2
 ),
-season_weights AS (
-    -- per BG/NBD fit: its seasonal index averaged over each third of the window (1 without
-    -- an index), the thirds measured in the models' months of 30.4375 days
-    SELECT f.params AS bg,
-           ltv.season_mean(b.season, wb.starts, wb.starts + third.span) AS w1,
-           ltv.season_mean(b.season, wb.starts + third.span, wb.starts + 2 * third.span) AS w2,
-           ltv.season_mean(b.season, wb.starts + 2 * third.span, wb.starts + 3 * third.span) AS w3
-    FROM fits f
-    CROSS JOIN window_bounds wb
-    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(f.params->'season')::float8) AS season) b
-    CROSS JOIN LATERAL (SELECT wb.months / 3 * interval '30.4375 days' AS span) third
-    WHERE f.model = 'bgnbd'
-),
 with_fits AS (
-    SELECT h.*,
-           coalesce(sbg_own.params, sbg_parent.params) AS sbg,
-           coalesce(bg_own.params, bg_parent.params)   AS bg,
-           coalesce(gg_own.params, gg_parent.params)   AS gg
+    SELECT h.*, f.sbg, f.bg, f.gg
     FROM history h
-    LEFT JOIN fits sbg_own    ON sbg_own.model = 'sbg' AND sbg_own.segment = h.vendor_category || '/' || h.billing_interval
-    LEFT JOIN fits sbg_parent ON sbg_parent.model = 'sbg' AND sbg_parent.segment = 'all/' || h.billing_interval
-    LEFT JOIN fits bg_own     ON bg_own.model = 'bgnbd' AND bg_own.segment = h.vendor_category
-    LEFT JOIN fits bg_parent  ON bg_parent.model = 'bgnbd' AND bg_parent.segment = 'all'
-    LEFT JOIN fits gg_own     ON gg_own.model = 'gamma_gamma' AND gg_own.segment = h.vendor_category
-    LEFT JOIN fits gg_parent  ON gg_parent.model = 'gamma_gamma' AND gg_parent.segment = 'all'
+    LEFT JOIN ltv.segment_fits(p_fit_ids) f
+      ON f.vendor_category = h.vendor_category AND coalesce(f.billing_interval, '') = coalesce(h.billing_interval, '')
+),
+season_weights AS (  -- per BG/NBD fit in use: its seasonal weights for the thirds of the window
+    SELECT DISTINCT ON (f.bg_fit_id) f.bg, ltv.season_thirds(f.bg, wb.starts, wb.months) AS season
+    FROM ltv.segment_fits(p_fit_ids) f CROSS JOIN window_bounds wb
+    WHERE f.bg IS NOT NULL
 ),
 predicted AS (
     SELECT w.customer_id, w.vendor_category, w.billing_interval,
@@ -87,7 +69,7 @@ predicted AS (
                                w.billing_interval, w.subscription_started, w.paid_periods, wb.starts))::integer)::float8)
                 ELSE 0 END AS gross_recurring,
            CASE WHEN w.bg IS NOT NULL
-                THEN e.e1 * sw.w1 + (e.e2 - e.e1) * sw.w2 + (e.e3 - e.e2) * sw.w3
+                THEN e.e1 * sw.season[1] + (e.e2 - e.e1) * sw.season[2] + (e.e3 - e.e2) * sw.season[3]
                 ELSE 0 END AS purchases,
            CASE WHEN w.gg IS NOT NULL
                 THEN ltv.gg_expected_spend((w.gg->>'p')::float8, (w.gg->>'q')::float8, (w.gg->>'v')::float8,

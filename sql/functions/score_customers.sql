@@ -59,29 +59,14 @@ settings AS (
            ltv.monthly_discount_rate()  AS rate_month
     FROM ltv.settings
 ),
-fits AS (
-    SELECT f.fit_id, f.model, f.segment, f.params
-    FROM ltv.model_fits f
-    WHERE CASE WHEN p_fit_ids IS NULL THEN f.is_active ELSE f.fit_id = ANY (p_fit_ids) END
-),
 history AS (
     SELECT * FROM ltv.customer_history(p_as_of, p_customer_id)
 ),
 with_fits AS (
-    SELECT h.*,
-           coalesce(sbg_own.segment, sbg_parent.segment)  AS sbg_segment,
-           coalesce(sbg_own.params, sbg_parent.params)    AS sbg,
-           coalesce(bg_own.segment, bg_parent.segment)    AS bgnbd_segment,
-           coalesce(bg_own.params, bg_parent.params)      AS bg,
-           coalesce(bg_own.fit_id, bg_parent.fit_id)      AS bg_fit_id,  -- a cheap join key for bg
-           coalesce(gg_own.params, gg_parent.params)      AS gg
+    SELECT h.*, f.sbg_segment, f.sbg, f.bgnbd_segment, f.bg, f.bg_fit_id, f.gg
     FROM history h
-    LEFT JOIN fits sbg_own    ON sbg_own.model = 'sbg' AND sbg_own.segment = h.vendor_category || '/' || h.billing_interval
-    LEFT JOIN fits sbg_parent ON sbg_parent.model = 'sbg' AND sbg_parent.segment = 'all/' || h.billing_interval
-    LEFT JOIN fits bg_own     ON bg_own.model = 'bgnbd' AND bg_own.segment = h.vendor_category
-    LEFT JOIN fits bg_parent  ON bg_parent.model = 'bgnbd' AND bg_parent.segment = 'all'
-    LEFT JOIN fits gg_own     ON gg_own.model = 'gamma_gamma' AND gg_own.segment = h.vendor_category
-    LEFT JOIN fits gg_parent  ON gg_parent.model = 'gamma_gamma' AND gg_parent.segment = 'all'
+    LEFT JOIN ltv.segment_fits(p_fit_ids) f
+      ON f.vendor_category = h.vendor_category AND coalesce(f.billing_interval, '') = coalesce(h.billing_interval, '')
 ),
 recurring AS (
     SELECT w.customer_id,
@@ -152,19 +137,15 @@ one_off_distinct AS (
     SELECT DISTINCT o.bg_fit_id, o.x, o.t_x, o.t_cal FROM one_off o WHERE o.bg_fit_id IS NOT NULL
 ),
 bgnbd_fits AS MATERIALIZED (
-    -- per BG/NBD fit in use: its parameters, and its seasonal index averaged over each third of
-    -- the horizon (1 without an index), the thirds measured in the models' months of 30.4375 days
+    -- per BG/NBD fit in use: its parameters and its seasonal weights for the thirds of the horizon
     SELECT f.fit_id AS bg_fit_id,
            (f.params->>'r')::float8 AS r, (f.params->>'alpha')::float8 AS alpha,
            (f.params->>'a')::float8 AS a, (f.params->>'b')::float8 AS b,
-           ltv.season_mean(b.season, p_as_of, p_as_of + 1 * third.span) AS w1,
-           ltv.season_mean(b.season, p_as_of + 1 * third.span, p_as_of + 2 * third.span) AS w2,
-           ltv.season_mean(b.season, p_as_of + 2 * third.span, p_as_of + 3 * third.span) AS w3
-    FROM fits f
-    CROSS JOIN LATERAL (SELECT ARRAY(SELECT jsonb_array_elements_text(f.params->'season')::float8) AS season) b
+           w.season[1] AS w1, w.season[2] AS w2, w.season[3] AS w3
+    FROM ltv.model_fits f
     CROSS JOIN settings s
-    CROSS JOIN LATERAL (SELECT s.horizon / 3.0 * interval '30.4375 days' AS span) third
-    WHERE f.model = 'bgnbd' AND f.fit_id IN (SELECT d.bg_fit_id FROM one_off_distinct d)
+    CROSS JOIN LATERAL (SELECT ltv.season_thirds(f.params, p_as_of, s.horizon) AS season) w
+    WHERE f.fit_id IN (SELECT d.bg_fit_id FROM one_off_distinct d)
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor

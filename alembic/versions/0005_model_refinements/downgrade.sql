@@ -7,3 +7,5 @@ DROP FUNCTION IF EXISTS ltv.notice_cdf(float8[]);
 DROP FUNCTION IF EXISTS ltv.sbg_notice_norm(float8, float8, integer, float8);
 DROP FUNCTION IF EXISTS ltv.billing_period_elapsed(text, timestamptz, integer, timestamptz);
 DROP FUNCTION IF EXISTS ltv.sbg_derl_series(float8, float8, integer, integer, float8);
+DROP FUNCTION IF EXISTS ltv.season_thirds(jsonb, timestamptz, float8);
+DROP FUNCTION IF EXISTS ltv.segment_fits(bigint[]);
