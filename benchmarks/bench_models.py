@@ -3,7 +3,7 @@
     .venv/bin/pip install -e '.[bench]'
     export LTV_HOME=/work/main/.ltv/bench-1m
     .venv/bin/ltv-db migrate
-    .venv/bin/python benchmarks/bench_models.py --suppliers 1000000 --seed 1 --start 2011-01-01
+    .venv/bin/python benchmarks/bench_models.py --suppliers 1000000 --seed 1 --start 2011-01-01 --signup-growth 0
 
 1. The database of LTV_HOME's private cluster (or LTV_DATABASE_URL), migrated to head; when it
    is empty, the synthetic marketplace of --suppliers is bulk-loaded with benchmarks/bulk_load.py
@@ -50,19 +50,19 @@ AS_OF = date(2026, 11, 1)
 DAYS_PER_MONTH = 30.4375
 
 
-def database(suppliers: int, seed: int, start: date | None) -> tuple[str, dict]:
+def database(suppliers: int, seed: int, start: date | None, signup_growth: float | None) -> tuple[str, dict]:
     url = resolve_database_url()  # LTV_DATABASE_URL, or LTV_HOME's private cluster (started)
     upgrade_head(url)
     bulk_load.pause_cron_jobs(url)  # migrating re-registers them; no refresh or refit mid-run
     with psycopg.connect(url, autocommit=True) as conn:
         loaded = conn.execute("SELECT count(*) FROM ltv.customers").fetchone()[0]
     if loaded == 0:
-        bulk_load.bulk_load(url, bulk_load.config(suppliers, seed, start, AS_OF))
+        bulk_load.bulk_load(url, bulk_load.config(suppliers, seed, start, AS_OF, signup_growth))
     elif loaded != suppliers:
         raise SystemExit(f"database holds {loaded:,} suppliers, not {suppliers:,}: use a fresh LTV_HOME")
     with psycopg.connect(url, autocommit=True) as conn:
         # a database loaded by bench_live_stats.py has no truth yet: take it from the same CSVs
-        csv_dir = bulk_load.csv_directory(bulk_load.config(suppliers, seed, start, AS_OF))
+        csv_dir = bulk_load.csv_directory(bulk_load.config(suppliers, seed, start, AS_OF, signup_growth))
         if not conn.execute("SELECT EXISTS (SELECT FROM ltv.synthetic_truth)").fetchone()[0]:
             bulk_load.store_truth(conn, csv_dir)
         row = conn.execute(
@@ -197,7 +197,8 @@ def report(args: argparse.Namespace, context: dict, db: dict, all_fit: dict, our
     sbg = [f for f in fits if f["model"] == "sbg"]
     sbg_max = max(((f["runtime_ms"] or 0) / 1000 for f in sbg), default=0.0)
     command = (f"LTV_HOME={os.environ.get('LTV_HOME', '')} .venv/bin/python benchmarks/bench_models.py "
-               f"--suppliers {args.suppliers} --seed {args.seed}" + (f" --start {args.start}" if args.start else ""))
+               f"--suppliers {args.suppliers} --seed {args.seed}" + (f" --start {args.start}" if args.start else "")
+               + (f" --signup-growth {args.signup_growth:g}" if args.signup_growth is not None else ""))
     ok = {True: "✓", False: "✗"}
     lines = [
         SECTION,
@@ -297,6 +298,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=date.fromisoformat, default=None,
                         help="first day of the marketplace's history when it has to be loaded (DemoConfig.start)")
+    parser.add_argument("--signup-growth", type=float, default=None,
+                        help="yearly signup growth when it has to be loaded (DemoConfig.signup_growth)")
     parser.add_argument("--score-timeout", type=int, default=300,
                         help="seconds before scoring with the default plan is cancelled and retried without "
                              "nested loops")
@@ -305,7 +308,7 @@ def main() -> None:
     args = parser.parse_args()
     import subprocess
 
-    url, db = database(args.suppliers, args.seed, args.start)
+    url, db = database(args.suppliers, args.seed, args.start, args.signup_growth)
     context = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "load_start": f"{os.getloadavg()[0]:.1f}",

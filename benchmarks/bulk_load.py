@@ -59,15 +59,22 @@ def timed(label: str, timings: dict[str, float] | None, fn: Callable[[], Any]) -
     return result
 
 
-def config(suppliers: int, seed: int, start: date | None = None, as_of: date = AS_OF):
+def config(suppliers: int, seed: int, start: date | None = None, as_of: date = AS_OF,
+           signup_growth: float | None = None):
     from ltv_db import demo_data
 
-    extra = {} if start is None else {"start": start}
+    extra: dict[str, Any] = {} if start is None else {"start": start}
+    if signup_growth is not None:
+        extra["signup_growth"] = signup_growth
     return demo_data.DemoConfig(suppliers=suppliers, seed=seed, as_of=as_of, **extra)
 
 
 def csv_directory(cfg: Any) -> Path:
-    return REPO / "benchmarks" / "out" / f"marketplace_{cfg.suppliers}_{cfg.seed}_{cfg.start:%Y%m%d}_{cfg.as_of:%Y%m%d}"
+    from ltv_db import demo_data
+
+    growth = f"_growth{cfg.signup_growth:g}" if cfg.signup_growth != demo_data.SIGNUP_GROWTH_PER_YEAR else ""
+    return (REPO / "benchmarks" / "out"
+            / f"marketplace_{cfg.suppliers}_{cfg.seed}_{cfg.start:%Y%m%d}_{cfg.as_of:%Y%m%d}{growth}")
 
 
 def generate_csv(cfg: Any, timings: dict[str, float] | None = None, workers: int = 2) -> Path:
@@ -238,12 +245,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=date.fromisoformat, default=None,
                         help="first day of the marketplace's history (default: the generator's, 2021-01-01)")
+    parser.add_argument("--signup-growth", type=float, default=None,
+                        help="yearly growth of the signup rate (default: the generator's, 0.30); "
+                             "0 = a mature marketplace with longer histories (20 M events at 1M suppliers from 2011)")
     parser.add_argument("--fit", action="store_true", help="refit the models afterwards (ltv.refit_models)")
     args = parser.parse_args()
     from ltv_db.db import resolve_database_url
 
     url = resolve_database_url()
-    cfg = config(args.suppliers, args.seed, args.start)
+    cfg = config(args.suppliers, args.seed, args.start, signup_growth=args.signup_growth)
     timings: dict[str, float] = {}
     load_start = os.getloadavg()[0]
     started = time.perf_counter()

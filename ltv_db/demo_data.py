@@ -197,6 +197,10 @@ class DemoConfig:
     # First day of the marketplace's history (signups spread from here to as_of). An earlier
     # start gives a longer history and more events per supplier; the default is the design's.
     start: date = START
+    # Yearly growth of the signup rate. The default (the design's) makes most suppliers recent;
+    # 0 gives a mature marketplace with steady signups and so longer histories per supplier
+    # (the 1M benchmark database uses it to reach 20 M events). No model parameter depends on it.
+    signup_growth: float = SIGNUP_GROWTH_PER_YEAR
 
     def __post_init__(self) -> None:
         if not 1 <= self.suppliers < 100_000_000:
@@ -207,6 +211,8 @@ class DemoConfig:
             raise ValueError("chunk_suppliers must be positive")
         if self.as_of <= self.start + timedelta(days=31):
             raise ValueError(f"as_of must be after {self.start + timedelta(days=31)}")
+        if not -1 < self.signup_growth < 100:
+            raise ValueError("signup_growth must be a yearly rate above -1 (e.g. 0.30 for +30 %)")
 
     @property
     def n_chunks(self) -> int:
@@ -219,7 +225,11 @@ class DemoConfig:
 
 
 def generate_truth(
-    seed: int, suppliers: int = 0, as_of: date = DEFAULT_AS_OF, start: date = START
+    seed: int,
+    suppliers: int = 0,
+    as_of: date = DEFAULT_AS_OF,
+    start: date = START,
+    signup_growth: float = SIGNUP_GROWTH_PER_YEAR,
 ) -> dict[str, Any]:
     """The true parameters behind a marketplace, as stored in truth.json / ltv.synthetic_truth.
 
@@ -243,6 +253,7 @@ def generate_truth(
         "suppliers": suppliers,
         "as_of": as_of.isoformat(),
         "start": start.isoformat(),
+        "signup_growth": signup_growth,
         "time_unit": "month",
         "month_days": MONTH_DAYS,
         "models": {"sbg": sbg, "bgnbd": bgnbd, "gamma_gamma": gamma_gamma},
@@ -344,13 +355,15 @@ def _calendar(as_of: date, start: date = START) -> _Calendar:
     )
 
 
-def signup_day_weights(as_of: date, start: date = START) -> tuple[np.ndarray, np.ndarray]:
+def signup_day_weights(
+    as_of: date, start: date = START, growth: float = SIGNUP_GROWTH_PER_YEAR
+) -> tuple[np.ndarray, np.ndarray]:
     """Epoch days start … as_of−1 and the probability that a supplier signs up on each."""
     cal = _calendar(as_of, start)
     days = np.arange(cal.day0, cal.as_of_day, dtype=np.int64)
     years = (days - cal.day0) / YEAR_DAYS
     month_of_year = cal.day_month[days - cal.day0] % 12
-    weight = np.exp(np.log1p(SIGNUP_GROWTH_PER_YEAR) * years)
+    weight = np.exp(np.log1p(growth) * years)
     weight *= np.asarray(SIGNUP_MONTH_FACTOR)[month_of_year]
     return days, weight / weight.sum()
 
@@ -448,7 +461,7 @@ def _acquisition_spend_csv(config: DemoConfig) -> bytes:
     """Monthly spend per channel: expected signups × the channel's cost per signup × noise."""
     _, rng = _reference_rngs(config.seed)
     cal = _calendar(config.as_of, config.start)
-    days, prob = signup_day_weights(config.as_of, config.start)
+    days, prob = signup_day_weights(config.as_of, config.start, config.signup_growth)
     months = cal.day_month[days - cal.day0]
     mass = np.bincount(months - cal.month0, weights=prob)
     lines = []
@@ -714,7 +727,7 @@ def _draw_suppliers(
     rng: np.random.Generator, config: DemoConfig, first: int, stop: int
 ) -> _Suppliers:
     n = stop - first
-    days, prob = signup_day_weights(config.as_of, config.start)
+    days, prob = signup_day_weights(config.as_of, config.start, config.signup_growth)
     pick = np.searchsorted(np.cumsum(prob), rng.random(n), "right")
     signup = days[np.minimum(pick, len(days) - 1)] * 86_400 + rng.integers(0, 86_400, n)
     category = rng.choice(len(CATEGORIES), n, p=[c[1] for c in CATEGORIES])
@@ -1054,7 +1067,7 @@ def write_csv(
     finally:
         for fh in handles.values():
             fh.close()
-    truth = generate_truth(config.seed, config.suppliers, config.as_of, config.start)
+    truth = generate_truth(config.seed, config.suppliers, config.as_of, config.start, config.signup_growth)
     (directory / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return DemoSummary(rows=rows, directory=directory, truth=truth)
 
