@@ -253,3 +253,40 @@ def test_expected_purchases_are_the_seasonal_sum_of_the_public_formula(demo_url:
             increments = [cumulative[0], cumulative[1] - cumulative[0], cumulative[2] - cumulative[1]]
             want = sum(w * inc for w, inc in zip(weights, increments, strict=True))
             assert r["expected_purchases"] == pytest.approx(want, rel=1e-9, abs=1e-12), r
+
+
+def test_one_off_interval_and_p_alive_of_everyone_match_the_public_functions(demo_url: str) -> None:
+    """Scoring everyone writes P(alive) out and looks the Poisson quantiles up in steps
+    (ltv.poisson_quantile_steps); every customer's values are recomputed here with
+    ltv.bgnbd_p_alive and ltv.poisson_quantile. Customers without an active subscription have no
+    recurring part, so their interval is realised + the one-off value × q / E[purchases]."""
+    with psycopg.connect(demo_url, row_factory=dict_row) as conn:
+        row = conn.execute(
+            """WITH scored AS (SELECT * FROM ltv.score_customers(%(as_of)s)),
+                    checked AS (
+                        SELECT s.*, h.x,
+                               ltv.bgnbd_p_alive((f.params->>'r')::float8, (f.params->>'alpha')::float8,
+                                                 (f.params->>'a')::float8, (f.params->>'b')::float8, h.x,
+                                                 round(h.t_x * 30.4375) / 30.4375, round(h.t_cal * 30.4375) / 30.4375)
+                                   AS p_alive_public,
+                               ltv.poisson_quantile(s.expected_purchases, 0.1) AS q_low,
+                               ltv.poisson_quantile(s.expected_purchases, 0.9) AS q_high
+                        FROM scored s
+                        JOIN ltv.customer_history(%(as_of)s) h USING (customer_id)
+                        JOIN ltv.model_fits f ON f.is_active AND f.model = 'bgnbd' AND f.segment = s.bgnbd_segment)
+               SELECT count(*) AS customers,
+                      count(*) FILTER (WHERE p_alive IS DISTINCT FROM p_alive_public) AS p_alive_differs,
+                      count(*) FILTER (WHERE subscription_status <> 'active' AND expected_purchases > 0)
+                          AS one_off_only,
+                      count(*) FILTER (WHERE subscription_status <> 'active' AND expected_purchases > 0 AND (
+                          abs(ltv_low - realised_margin - predicted_one_off * q_low / expected_purchases)
+                              > 1e-4 * (2 + q_low / expected_purchases)
+                          OR abs(ltv_high - realised_margin - predicted_one_off * q_high / expected_purchases)
+                              > 1e-4 * (2 + q_high / expected_purchases))) AS interval_differs,
+                      count(DISTINCT q_high) AS distinct_high
+               FROM checked""",
+            {"as_of": AS_OF},
+        ).fetchone()
+    assert row["customers"] >= 90_000 and row["one_off_only"] > 10_000 and row["distinct_high"] >= 5
+    assert row["p_alive_differs"] == 0
+    assert row["interval_differs"] == 0

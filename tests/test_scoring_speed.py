@@ -1,0 +1,67 @@
+"""The pieces that make scoring everyone fast (revision 0008), each against the route it replaces:
+Poisson quantiles looked up in ltv.poisson_quantile_steps vs ltv.poisson_quantile's loop, and
+ltv.months_between inlined (no SET search_path) yet immune to the caller's search_path.
+Scoring's own values are held to the public functions in test_model_accuracy.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.9, 0.99])
+def test_quantile_steps_give_the_loops_quantiles(db: psycopg.Connection, q: float) -> None:
+    # a dense grid of means (step 0.001 up to 40, then coarser to 500), and each step's own
+    # value and a hair (1e-12 relative) to either side: the steps are exact to that (within a
+    # few ulps the loop's own rounding noise decides, see poisson_quantile_steps.sql)
+    mismatches = db.execute(
+        """WITH steps AS (SELECT ltv.poisson_quantile_steps(%(q)s, 500) AS s),
+                means AS (
+                    SELECT i / 1000.0::float8 AS m FROM generate_series(0, 40000) i
+                    UNION ALL SELECT i / 7.0::float8 FROM generate_series(280, 3500) i
+                    UNION ALL SELECT unnest(s) FROM steps
+                    UNION ALL SELECT unnest(s) * (1 - 1e-12::float8) FROM steps
+                    UNION ALL SELECT unnest(s) * (1 + 1e-12::float8) FROM steps)
+           SELECT count(*) FILTER (WHERE width_bucket(m, s) <> ltv.poisson_quantile(m, %(q)s)),
+                  count(*)
+           FROM means, steps WHERE m <= 500""",
+        {"q": q},
+    ).fetchone()
+    assert mismatches[1] > 44_000
+    assert mismatches[0] == 0
+
+
+def test_quantile_steps_cover_the_largest_mean_asked_for(db: psycopg.Connection) -> None:
+    steps = db.execute("SELECT ltv.poisson_quantile_steps(0.9, 3.5)").fetchone()[0]
+    assert steps == sorted(steps) and steps[-1] > 3.5 and steps[-2] <= 3.5
+    # the 90th percentile is 0 while P(0) = e^-m >= 0.9, i.e. up to m = ln(1/0.9)
+    assert steps[0] == pytest.approx(0.10536051565782628, rel=1e-15)
+    assert db.execute("SELECT ltv.poisson_quantile_steps(0.5, 0)").fetchone()[0] == [pytest.approx(0.6931471805599453)]
+
+
+@pytest.mark.parametrize(("q", "max_mean"), [(0, 1), (1, 1), (0.5, -1), (0.5, float("inf")), (float("nan"), 1)])
+def test_quantile_steps_refuse_bad_input(db: psycopg.Connection, q: float, max_mean: float) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="poisson_quantile_steps"):
+        db.execute("SELECT ltv.poisson_quantile_steps(%s, %s)", (q, max_mean))
+
+
+def test_months_between_is_inlined_and_search_path_proof(db: psycopg.Connection) -> None:
+    config = db.execute("SELECT proconfig FROM pg_proc WHERE oid = 'ltv.months_between'::regproc").fetchone()[0]
+    assert config is None
+    plan = db.execute(
+        "EXPLAIN (VERBOSE, COSTS OFF) SELECT ltv.months_between(signed_up_at, now()) FROM ltv.customers"
+    ).fetchall()
+    output = " ".join(line for (line,) in plan)
+    assert "months_between" not in output and "EXTRACT(epoch" in output  # the body, not a call
+    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, 10, 30, tzinfo=UTC)
+    want = (end - start).total_seconds() / (30.4375 * 86400)
+    db.execute("CREATE SCHEMA decoy")
+    db.execute("CREATE FUNCTION decoy.date_part(text, interval) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric'")
+    db.execute("CREATE FUNCTION decoy.extract(text, interval) RETURNS numeric LANGUAGE sql AS 'SELECT 0::numeric'")
+    with psycopg.connect(db.info.dsn, autocommit=True) as other:
+        other.execute("SET search_path = decoy, pg_catalog")
+        got = other.execute("SELECT ltv.months_between(%s, %s)", (start, end)).fetchone()[0]
+    assert got == pytest.approx(want, rel=1e-15)
