@@ -10,8 +10,8 @@
    (the setup the other benchmarks share; ltv.synthetic_truth filled).
 2. In the same run:
    (a) BG/NBD + Gamma-Gamma on every customer ('all') inside PostgreSQL, the steps
-       ltv.fit_models takes: summarise every customer from the raw tables
-       (ltv.customer_history at a past cut-off: one pass over events and subscriptions), compress
+       ltv.fit_models takes: summarise every customer (ltv.customer_history at the cut-off: the
+       live statistics, since no customer was active after it — see customer_history.sql), compress
        to distinct (x, t_x, t_cal) and (x, m) with weights, ltv.fit_bgnbd_detail,
        ltv.fit_gamma_gamma_detail — wall time of each step;
    (b) ltv.fit_models(as_of): sBG per category/interval, BG/NBD and Gamma-Gamma per category and
@@ -101,7 +101,7 @@ def bgnbd_gg_all(url: str) -> dict:
             steps[name] = time.perf_counter() - started
             return rows
 
-        step("summarise (ltv.customer_history over the raw tables)", SUMMARISE, (as_of,))
+        step("summarise (ltv.customer_history: the live statistics)", SUMMARISE, (as_of,))
         step("compress to distinct (x, t_x, t_cal) / (x, m)", COMPRESS_RFM)
         conn.execute(COMPRESS_SPEND)
         bgnbd = step("ltv.fit_bgnbd_detail", "SELECT * FROM ltv.fit_bgnbd_detail('pg_temp.bench_rfm')")[0]
@@ -209,11 +209,13 @@ def report(args: argparse.Namespace, context: dict, db: dict, all_fit: dict, our
         f".venv/bin/ltv-db migrate && {command}",
         "```",
         "",
-        f"Run {context['started']} UTC, {os.cpu_count()} vCPUs shared with two other engineers' work (load average "
+        f"Run {context['started']} UTC, {os.cpu_count()} vCPUs (load average "
         f"{context['load_start']} at the start, {context['load_end']} at the end); PostgreSQL {db['server']}, schema "
         f"at `{db['revision']}` (git `{context['git']}`). Data: {db['customers']:,} suppliers, {db['events']:,} "
         f"revenue events ({db['one_offs']:,} one-off purchases), {db['subscriptions']:,} subscriptions; cut-off "
-        f"{AS_OF} (a past cut-off, so the history is summarised from the raw tables, not from the live statistics).",
+        f"{AS_OF}, the end of the data (so ltv.customer_history reads the live statistics — the per-customer "
+        "summary the triggers keep current at ingest — not the raw events; a backtest's cut-off months back "
+        "takes the raw tables).",
         "",
         "| step | seconds | target |",
         "|---|---:|---|",

@@ -138,6 +138,33 @@ def test_fit_bgnbd_weighted_compressed_input_gives_same_fit(db: psycopg.Connecti
         assert weighted[k] == pytest.approx(plain[k], rel=1e-7), k
 
 
+def test_fit_bgnbd_warm_started_from_a_sample_reaches_the_same_optimum(db: psycopg.Connection) -> None:
+    """Above 60,000 rows the fit first runs on a 1-in-k sample and hands its optimum and
+    curvature to the run on all rows. CDNOW repeated 64 times, each copy's ages shifted by a
+    different, tiny amount (so 65,024 distinct rows, and a likelihood whose maximum is the CDNOW
+    one to ~1e-9): the warm-started fit must land on the cold fit's parameters of the plain data
+    and on 64 times its log-likelihood."""
+    load_cdnow(db)
+    db.execute("""CREATE TABLE cdnow_x64 AS
+                  SELECT x, t_x, t_cal + k * 1e-10 AS t_cal FROM cdnow_rfm, generate_series(1, 64) AS k""")
+    assert db.execute("SELECT count(*) FROM (SELECT DISTINCT x, t_x, t_cal FROM cdnow_x64) d").fetchone()[0] > 60_000
+    cold = fit(db, "fit_bgnbd_detail", "cdnow_rfm")
+    warm = fit(db, "fit_bgnbd_detail", "cdnow_x64")
+    assert warm["converged"] and warm["n"] == 64 * 2357
+    for name in ("r", "alpha", "a", "b"):
+        assert warm[name] == pytest.approx(cold[name], rel=1e-6), name
+        # 64 times the data: standard errors shrink by 8
+        assert warm[f"{name}_se"] == pytest.approx(cold[f"{name}_se"] / 8, rel=1e-3), name
+    assert warm["log_likelihood"] == pytest.approx(64 * cold["log_likelihood"], rel=1e-9)
+
+
+def test_bfgs_from_a_given_inverse_hessian_checks_its_shape(db: psycopg.Connection) -> None:
+    load_cdnow(db)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="4 x 4"):
+        db.execute("SELECT * FROM ltv.bfgs_minimize_from('ltv.bgnbd_nll'::regproc, ARRAY[0, 1, 0, 0]::float8[], "
+                   "ARRAY[[1, 0], [0, 1]]::float8[], ARRAY[2357]::float8[])")
+
+
 def test_holdout_actual_vs_predicted(db: psycopg.Connection) -> None:
     customers = cdnow()
     actual = sum(c.holdout for c in customers)

@@ -15,7 +15,10 @@
 --   * one scan per evaluation returns the log-likelihood and its analytic gradient (4 sums), so
 --     BFGS needs a few dozen scans; nested subqueries with OFFSET 0 keep each per-row logarithm
 --     from being evaluated more than once.
--- Parameters are optimised as ln r, ln α, ln a, ln b by ltv.bfgs_minimize.
+--   * above 60,000 rows, BFGS first runs on a 1-in-k sample of the rows and hands its optimum and
+--     curvature to the run on all rows (ltv.bfgs_minimize_from): a million customers then take
+--     a few full scans instead of ~40.
+-- Parameters are optimised as ln r, ln α, ln a, ln b by ltv.bfgs_minimize_from.
 
 CREATE OR REPLACE FUNCTION ltv.bgnbd_nll(phi float8[], aux float8[], OUT f float8, OUT g float8[])
 LANGUAGE plpgsql VOLATILE
@@ -100,6 +103,10 @@ DECLARE
     best     record;
     best_f   float8 := 'Infinity';
     se       float8[];
+    n_rows   bigint;
+    h0       float8[];
+    sample_total float8;
+    sample_ok    boolean;
 BEGIN
     IF rfm IS NULL THEN
         RAISE EXCEPTION 'ltv.fit_bgnbd: relation is NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -176,16 +183,50 @@ BEGIN
     aux := ARRAY[chk.total];
     -- start: r = 1 and α matching the mean purchase rate (r/α ≈ Σx / ΣT), a = b = 1;
     -- restart from the stopping point if the first run has not converged
-    SELECT ARRAY[0, ln(least(greatest(sum(n * tc) / greatest(sum(n * x), 1), 1e-6), 1e6)), 0, 0]
-      INTO x0 FROM pg_temp.ltv_bgnbd_fit_rows;
+    SELECT ARRAY[0, ln(least(greatest(sum(n * tc) / greatest(sum(n * x), 1), 1e-6), 1e6)), 0, 0], count(*)
+      INTO x0, n_rows FROM pg_temp.ltv_bgnbd_fit_rows;
+    IF n_rows > 60000 THEN
+        -- warm start (a million customers: ~900,000 rows, ~0.7 s per scan): BFGS on a
+        -- systematic 1-in-k sample of the rows (weights kept) from that start, then on all rows
+        -- from the sample's optimum with its inverse Hessian scaled to the whole (the
+        -- log-likelihood is a sum over customers), which needs a few steps instead of ~20
+        -- iterations. Only the start changes: the result is the optimum of all the data.
+        ALTER TABLE pg_temp.ltv_bgnbd_fit_rows RENAME TO ltv_bgnbd_fit_all;
+        ALTER TABLE pg_temp.ltv_bgnbd_fit_xcnt RENAME TO ltv_bgnbd_fit_xcnt_all;
+        CREATE TEMP TABLE ltv_bgnbd_fit_rows AS
+        SELECT s.x, s.tx, s.tc, s.n
+          FROM (SELECT a.*, row_number() OVER () AS rn FROM pg_temp.ltv_bgnbd_fit_all a) s
+         WHERE s.rn % ceil(n_rows / 30000.0)::bigint = 0;
+        CREATE TEMP TABLE ltv_bgnbd_fit_xcnt AS
+        SELECT j::float8 AS j, sum(coalesce(wx.w, 0)) OVER (ORDER BY j DESC) AS c
+          FROM generate_series(0, maxx - 1) AS j
+          LEFT JOIN (SELECT fr.x, sum(fr.n) AS w FROM pg_temp.ltv_bgnbd_fit_rows fr GROUP BY fr.x) wx
+            ON wx.x = j + 1;
+        SELECT sum(fr.n), bool_or(fr.x > 0) INTO sample_total, sample_ok FROM pg_temp.ltv_bgnbd_fit_rows fr;
+        IF sample_ok THEN
+            SELECT * INTO res FROM ltv.bfgs_minimize_from('ltv.bgnbd_nll'::regproc, x0, NULL, ARRAY[sample_total]);
+            IF res.converged THEN
+                x0 := res.x;
+                h0 := array_fill(0::float8, ARRAY[4, 4]);
+                FOR i IN 1..4 LOOP
+                    FOR j IN 1..4 LOOP h0[i][j] := res.h[i][j] * (sample_total / chk.total); END LOOP;
+                END LOOP;
+            END IF;
+        END IF;
+        DROP TABLE pg_temp.ltv_bgnbd_fit_rows;
+        DROP TABLE pg_temp.ltv_bgnbd_fit_xcnt;
+        ALTER TABLE pg_temp.ltv_bgnbd_fit_all RENAME TO ltv_bgnbd_fit_rows;
+        ALTER TABLE pg_temp.ltv_bgnbd_fit_xcnt_all RENAME TO ltv_bgnbd_fit_xcnt;
+    END IF;
     FOR i IN 1..3 LOOP
-        SELECT * INTO res FROM ltv.bfgs_minimize('ltv.bgnbd_nll'::regproc, x0, aux);
+        SELECT * INTO res FROM ltv.bfgs_minimize_from('ltv.bgnbd_nll'::regproc, x0, h0, aux);
         IF res.f < best_f THEN
             best := res;
             best_f := res.f;
         END IF;
         EXIT WHEN res.converged;
         x0 := res.x;
+        h0 := NULL;
     END LOOP;
 
     r := exp(best.x[1]);
