@@ -77,22 +77,19 @@ settings AS (
 ),
 fits AS MATERIALIZED (
     -- the fits serving each segment, their parameters read from jsonb here, once per segment
+    -- (jsonb_to_record: one pass over each object, the notice CDF straight into an array)
     SELECT f.vendor_category, f.billing_interval, f.sbg_segment, f.bgnbd_segment, f.bg_fit_id,
-           (f.sbg->>'alpha')::float8 AS sbg_alpha, (f.sbg->>'beta')::float8 AS sbg_beta,
-           translate(f.sbg->>'notice_cdf', '[]', '{}')::float8[] AS notice_cdf,  -- NULL without one
-           (f.gg->>'p')::float8 AS gg_p, (f.gg->>'q')::float8 AS gg_q, (f.gg->>'v')::float8 AS gg_v,
-           g.gg_population_mean
+           sp.alpha AS sbg_alpha, sp.beta AS sbg_beta, sp.notice_cdf,  -- notice_cdf NULL without one
+           gp.p AS gg_p, gp.q AS gg_q, gp.v AS gg_v,
+           -- the population mean spend p v / (q - 1); unusable parameters (q <= 1, ...) get
+           -- ltv.gg_expected_spend's error
+           CASE WHEN f.gg IS NULL THEN NULL
+                WHEN gp.p > 0 AND gp.v > 0 AND gp.q > 1 AND gp.p < 'Infinity' AND gp.v < 'Infinity' AND gp.q < 'Infinity'
+                THEN gp.p * gp.v / (gp.q - 1)
+                ELSE ltv.gg_expected_spend(gp.p, gp.q, gp.v, 0, NULL) END AS gg_population_mean
     FROM ltv.segment_fits(p_fit_ids) f
-    -- the population mean spend p v / (q - 1); unusable parameters (q <= 1, ...) get
-    -- ltv.gg_expected_spend's error
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN f.gg IS NULL THEN NULL
-                    WHEN (f.gg->>'p')::float8 > 0 AND (f.gg->>'v')::float8 > 0 AND (f.gg->>'q')::float8 > 1
-                         AND (f.gg->>'p')::float8 < 'Infinity' AND (f.gg->>'v')::float8 < 'Infinity'
-                         AND (f.gg->>'q')::float8 < 'Infinity'
-                    THEN (f.gg->>'p')::float8 * (f.gg->>'v')::float8 / ((f.gg->>'q')::float8 - 1)
-                    ELSE ltv.gg_expected_spend((f.gg->>'p')::float8, (f.gg->>'q')::float8, (f.gg->>'v')::float8, 0, NULL)
-               END AS gg_population_mean) g
+    LEFT JOIN LATERAL jsonb_to_record(f.sbg) AS sp(alpha float8, beta float8, notice_cdf float8[]) ON true
+    LEFT JOIN LATERAL jsonb_to_record(f.gg) AS gp(p float8, q float8, v float8) ON true
 ),
 scored AS (
     -- every customer with its fits and the model inputs the distinct evaluations below key on
@@ -158,8 +155,7 @@ bgnbd_fits AS MATERIALIZED (
            ltv.bgnbd_p_alive(p.r, p.alpha, p.a, p.b, 0, 0, 0) AS checked
     FROM ltv.model_fits f
     CROSS JOIN settings s
-    CROSS JOIN LATERAL (SELECT (f.params->>'r')::float8 AS r, (f.params->>'alpha')::float8 AS alpha,
-                               (f.params->>'a')::float8 AS a, (f.params->>'b')::float8 AS b) p
+    CROSS JOIN LATERAL jsonb_to_record(f.params) AS p(r float8, alpha float8, a float8, b float8)
     CROSS JOIN LATERAL (SELECT ltv.season_thirds(f.params, p_as_of, s.horizon) AS season) w
     WHERE f.fit_id IN (SELECT d.bg_fit_id FROM one_off_distinct d)
 ),
