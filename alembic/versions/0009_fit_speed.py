@@ -15,7 +15,7 @@ depends_on = None
 FROZEN_SQL: list[str] = [
     # changed: BFGS from a given inverse Hessian (ltv.bfgs_minimize_from); bfgs_minimize wraps it
     "functions/optimizer.sql",
-    # changed: BG/NBD warm-started from a 1-in-k sample above 60,000 rows
+    # changed: BG/NBD warm-started from a 1-in-k sample above 60,000 rows (c_j built by one helper)
     "functions/fit_bgnbd.sql",
 ]
 

@@ -84,6 +84,30 @@ $$;
 COMMENT ON FUNCTION ltv.bgnbd_nll(float8[], float8[]) IS
 'BG/NBD negative log-likelihood and gradient in (ln r, ln alpha, ln a, ln b) over the compressed data prepared by ltv.fit_bgnbd_detail (temp tables ltv_bgnbd_fit_rows, ltv_bgnbd_fit_xcnt); aux = {total weight}.';
 
+-- ltv.bgnbd_fit_counts(max_x): (re)builds pg_temp.ltv_bgnbd_fit_xcnt — c_j = weight of the
+-- customers with x > j, j = 0 .. max_x - 1 — from the rows in pg_temp.ltv_bgnbd_fit_rows: the
+-- second input of ltv.bgnbd_nll, rebuilt whenever fit_bgnbd_detail changes the rows it fits
+-- (a sample, then all of them).
+CREATE OR REPLACE FUNCTION ltv.bgnbd_fit_counts(max_x bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = ltv, pg_catalog
+AS $$
+BEGIN
+    IF to_regclass('pg_temp.ltv_bgnbd_fit_xcnt') IS NOT NULL THEN
+        DROP TABLE pg_temp.ltv_bgnbd_fit_xcnt;
+    END IF;
+    CREATE TEMP TABLE ltv_bgnbd_fit_xcnt AS
+    SELECT j::float8 AS j, sum(coalesce(wx.w, 0)) OVER (ORDER BY j DESC) AS c
+      FROM generate_series(0, max_x - 1) AS j
+      LEFT JOIN (SELECT fr.x, sum(fr.n) AS w FROM pg_temp.ltv_bgnbd_fit_rows fr GROUP BY fr.x) wx
+        ON wx.x = j + 1;
+END
+$$;
+
+COMMENT ON FUNCTION ltv.bgnbd_fit_counts(bigint) IS
+'Internal (ltv.fit_bgnbd_detail): builds the temp table of c_j = weight of customers with more than j repeat purchases from the rows being fitted.';
+
 CREATE OR REPLACE FUNCTION ltv.fit_bgnbd_detail(rfm regclass)
 RETURNS TABLE (r float8, alpha float8, a float8, b float8,
                r_se float8, alpha_se float8, a_se float8, b_se float8,
@@ -171,13 +195,7 @@ BEGIN
     END IF;
     DELETE FROM pg_temp.ltv_bgnbd_fit_rows WHERE n = 0;
 
-    -- c_j = weight of customers with x > j, j = 0 .. max(x) - 1
     maxx := chk.maxx;
-    CREATE TEMP TABLE ltv_bgnbd_fit_xcnt AS
-    SELECT j::float8 AS j, sum(coalesce(wx.w, 0)) OVER (ORDER BY j DESC) AS c
-      FROM generate_series(0, maxx - 1) AS j
-      LEFT JOIN (SELECT fr.x, sum(fr.n) AS w FROM pg_temp.ltv_bgnbd_fit_rows fr GROUP BY fr.x) wx
-        ON wx.x = j + 1;
     ANALYZE pg_temp.ltv_bgnbd_fit_rows;
 
     aux := ARRAY[chk.total];
@@ -192,16 +210,11 @@ BEGIN
         -- log-likelihood is a sum over customers), which needs a few steps instead of ~20
         -- iterations. Only the start changes: the result is the optimum of all the data.
         ALTER TABLE pg_temp.ltv_bgnbd_fit_rows RENAME TO ltv_bgnbd_fit_all;
-        ALTER TABLE pg_temp.ltv_bgnbd_fit_xcnt RENAME TO ltv_bgnbd_fit_xcnt_all;
         CREATE TEMP TABLE ltv_bgnbd_fit_rows AS
         SELECT s.x, s.tx, s.tc, s.n
           FROM (SELECT a.*, row_number() OVER () AS rn FROM pg_temp.ltv_bgnbd_fit_all a) s
          WHERE s.rn % ceil(n_rows / 30000.0)::bigint = 0;
-        CREATE TEMP TABLE ltv_bgnbd_fit_xcnt AS
-        SELECT j::float8 AS j, sum(coalesce(wx.w, 0)) OVER (ORDER BY j DESC) AS c
-          FROM generate_series(0, maxx - 1) AS j
-          LEFT JOIN (SELECT fr.x, sum(fr.n) AS w FROM pg_temp.ltv_bgnbd_fit_rows fr GROUP BY fr.x) wx
-            ON wx.x = j + 1;
+        PERFORM ltv.bgnbd_fit_counts(maxx);
         SELECT sum(fr.n), bool_or(fr.x > 0) INTO sample_total, sample_ok FROM pg_temp.ltv_bgnbd_fit_rows fr;
         IF sample_ok THEN
             SELECT * INTO res FROM ltv.bfgs_minimize_from('ltv.bgnbd_nll'::regproc, x0, NULL, ARRAY[sample_total]);
@@ -214,10 +227,9 @@ BEGIN
             END IF;
         END IF;
         DROP TABLE pg_temp.ltv_bgnbd_fit_rows;
-        DROP TABLE pg_temp.ltv_bgnbd_fit_xcnt;
         ALTER TABLE pg_temp.ltv_bgnbd_fit_all RENAME TO ltv_bgnbd_fit_rows;
-        ALTER TABLE pg_temp.ltv_bgnbd_fit_xcnt_all RENAME TO ltv_bgnbd_fit_xcnt;
     END IF;
+    PERFORM ltv.bgnbd_fit_counts(maxx);  -- c_j of all the rows
     FOR i IN 1..3 LOOP
         SELECT * INTO res FROM ltv.bfgs_minimize_from('ltv.bgnbd_nll'::regproc, x0, h0, aux);
         IF res.f < best_f THEN
