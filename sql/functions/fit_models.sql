@@ -46,13 +46,17 @@ BEGIN
     END IF;
 
     -- ---- shifted-beta-geometric on subscription lifetimes -------------------------------------
-    DROP TABLE IF EXISTS pg_temp.fit_lifetimes;
+    IF to_regclass('pg_temp.fit_lifetimes') IS NOT NULL THEN  -- IF EXISTS alone NOTICEs
+        DROP TABLE pg_temp.fit_lifetimes;
+    END IF;
     CREATE TEMP TABLE fit_lifetimes AS
     SELECT l.vendor_category || '/' || l.billing_interval AS segment, l.billing_interval, l.periods, l.churned
     FROM ltv.subscription_lifetimes(p_cutoff) l;
 
     -- how far into their last paid period the leavers cancelled, per billing interval
-    DROP TABLE IF EXISTS pg_temp.fit_notice;
+    IF to_regclass('pg_temp.fit_notice') IS NOT NULL THEN  -- IF EXISTS alone NOTICEs
+        DROP TABLE pg_temp.fit_notice;
+    END IF;
     CREATE TEMP TABLE fit_notice AS
     SELECT p.billing_interval,
            ltv.notice_cdf(array_agg(
@@ -109,7 +113,9 @@ BEGIN
     END LOOP;
 
     -- ---- BG/NBD and Gamma-Gamma on one-off purchases ------------------------------------------
-    DROP TABLE IF EXISTS pg_temp.fit_history;
+    IF to_regclass('pg_temp.fit_history') IS NOT NULL THEN  -- IF EXISTS alone NOTICEs
+        DROP TABLE pg_temp.fit_history;
+    END IF;
     CREATE TEMP TABLE fit_history AS
     SELECT h.vendor_category AS segment, h.x,
            -- whole days: the data are daily, and rounding compresses the rows the fit scans
@@ -128,7 +134,9 @@ BEGIN
         )
         SELECT name, n, repeaters FROM segments WHERE n >= p_min_customers ORDER BY name
     LOOP
-        DROP TABLE IF EXISTS pg_temp.fit_rfm;
+        IF to_regclass('pg_temp.fit_rfm') IS NOT NULL THEN  -- IF EXISTS alone NOTICEs
+            DROP TABLE pg_temp.fit_rfm;
+        END IF;
         CREATE TEMP TABLE fit_rfm AS
         SELECT x, t_x, t_cal, count(*) AS n
         FROM pg_temp.fit_history
@@ -152,7 +160,9 @@ BEGIN
         RETURN NEXT;
 
         CONTINUE WHEN v_segment.repeaters < p_min_customers;
-        DROP TABLE IF EXISTS pg_temp.fit_spend;
+        IF to_regclass('pg_temp.fit_spend') IS NOT NULL THEN  -- IF EXISTS alone NOTICEs
+            DROP TABLE pg_temp.fit_spend;
+        END IF;
         CREATE TEMP TABLE fit_spend AS
         SELECT x, m, count(*) AS n
         FROM pg_temp.fit_history

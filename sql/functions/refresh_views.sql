@@ -6,7 +6,10 @@
 -- REFRESH … CONCURRENTLY, so readers keep reading the previous contents meanwhile (each view
 -- has a plain unique index for it). CONCURRENTLY cannot fill a view that was never populated
 -- (a fresh or re-created one): that first refresh is a plain REFRESH. Each view is ANALYZEd
--- after its refresh so plans over it see the new contents at once. work_mem is raised for the
+-- after its refresh so plans over it see the new contents at once. A registered plain view is
+-- maintained incrementally by its own function, ltv.refresh_<view name>() (ltv.mrr_movements:
+-- ltv.refresh_mrr_movements), called here as of the transaction time; it never blocks readers
+-- and keeps its table's statistics itself. work_mem is raised for the
 -- duration: the views sort and hash whole-history sets (charges, customer-months) that spill
 -- to disk at the cluster default. Nested-loop joins are disabled for the duration (the planner
 -- still uses one where nothing else can do the join): every view reads whole populations
@@ -35,6 +38,7 @@ DECLARE
     v_unknown   text;
     v_view      text;
     v_populated boolean;
+    v_kind      "char";
     v_started   timestamptz;
 BEGIN
     SELECT string_agg(n.name, ', ' ORDER BY n.name) INTO v_unknown
@@ -56,21 +60,25 @@ BEGIN
         WHERE p_names IS NULL OR r.view_name = ANY (p_names)
         ORDER BY r.refresh_order
     LOOP
-        SELECT c.relispopulated INTO v_populated
+        SELECT c.relispopulated, c.relkind INTO v_populated, v_kind
         FROM pg_class c
-        WHERE c.oid = format('ltv.%I', v_view)::regclass AND c.relkind = 'm';
+        WHERE c.oid = format('ltv.%I', v_view)::regclass AND c.relkind IN ('m', 'v');
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'ltv.refresh_views: ltv.% is registered but is not a materialized view', v_view
+            RAISE EXCEPTION 'ltv.refresh_views: ltv.% is registered but is not a materialized or maintained view', v_view
                 USING ERRCODE = 'wrong_object_type';
         END IF;
 
         v_started := clock_timestamp();
-        IF v_populated THEN
+        IF v_kind = 'v' THEN
+            EXECUTE format('SELECT count(*) FROM ltv.%I(now())', 'refresh_' || v_view);
+        ELSIF v_populated THEN
             EXECUTE format('REFRESH MATERIALIZED VIEW CONCURRENTLY ltv.%I', v_view);
         ELSE
             EXECUTE format('REFRESH MATERIALIZED VIEW ltv.%I', v_view);
         END IF;
-        EXECUTE format('ANALYZE ltv.%I', v_view);
+        IF v_kind = 'm' THEN
+            EXECUTE format('ANALYZE ltv.%I', v_view);
+        END IF;
 
         view_name := v_view;
         refreshed_concurrently := v_populated;

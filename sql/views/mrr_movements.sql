@@ -1,187 +1,41 @@
 -- ltv.mrr_movements: how each customer's monthly recurring revenue moved, month by month — new,
 -- expansion, contraction, churn, reactivation — the MRR bridge finance reconciles, with one-off
--- revenue kept apart.
+-- revenue kept apart. The rules (month-end MRR, the movements, the reactivation rule, one-off
+-- revenue) are those of ltv.mrr_movement_rows, the one definition (sql/functions/
+-- mrr_movement_rows.sql).
 --
--- MRR is measured at each month's end, by exactly ltv.customer_history's current_mrr rule: at
--- a moment E the customer's MRR is the last charge before E of its latest subscription started
--- before E, divided by 12 for annual plans (an annual charge is spread evenly over the twelve
--- month-ends it covers), and 0 unless that subscription is active at E (not cancelled, not
--- ended). So closing_mrr for month M equals current_mrr of ltv.customer_history(E) with E the
--- start of month M + 1 — or now() for the current month, which is measured to date. MRR is in
--- the base currency at each charge's own FX rate, so a customer paying in another currency
--- shows small expansions and contractions as rates move (finance's "FX" effect).
+-- Maintained incrementally, not re-derived: a plain view over ltv.mrr_movement_store, which
+-- ltv.refresh_mrr_movements (run by ltv.refresh_views, so by the refresh-history-views pg_cron
+-- job) keeps equal to ltv.mrr_movement_rows(as of its last refresh) by recomputing only the
+-- customers whose rows can have moved — a materialized view recomputed every customer's whole
+-- history on each refresh (over ten minutes at a million suppliers, to change a few rows).
+-- Readers are never blocked: a refresh is one transaction of row changes. The unique index is
+-- the store's primary key (customer_id, month); ltv.view_freshness has the as-of time.
 --
--- Movements (all amounts ≥ 0; opening + new + expansion − contraction − churned + reactivation
--- = closing, per row and summed over any rows):
---   new           opening 0, closing > 0, the first month the customer ever had MRR
---   reactivation  opening 0, closing > 0, having had MRR in an earlier month. The rule: MRR
---                 that returns after at least one month-end at 0 is a reactivation; a customer
---                 who cancels and resubscribes within one calendar month never shows 0 at a
---                 month-end, so that is no churn and no reactivation (at most expansion or
---                 contraction when the price changed)
---   expansion     opening > 0 and closing > opening: closing − opening
---   contraction   opening > 0 and 0 < closing < opening: opening − closing
---   churned       opening > 0 and closing 0: opening
--- One row per customer and month in which opening or closing MRR is positive or one-off
--- revenue was booked; one_off_revenue is cash from one-off purchases net of their refunds,
--- chargebacks and credits booked in the month (ltv.customer_history's split), never MRR.
---
--- How: each charge is the "last charge" for the month-ends after it up to the next charge of
--- the same subscription, the start of the customer's next subscription (which then becomes
--- the latest) or now(), whichever is first, while the subscription is still active (before
--- min(cancelled_at, ended_at)); that window becomes a range of month indexes, expanded with
--- one generate_series per charge. Opening MRR and the churn month after each run of MRR
--- come from one window pass; one-off revenue joins through a UNION ALL + GROUP BY (no FULL
--- JOIN sorts).
---
--- No as_of column (ltv.view_freshness has the refresh time): past months do not change between
--- refreshes, and a column that did would make every REFRESH … CONCURRENTLY rewrite every row
--- instead of the few that moved.
---
--- DROP + CREATE, WITH NO DATA, and registration: see sql/views/customer_ltv_snapshot.sql.
--- CASCADE drops ltv.cohort_retention, which reads this view.
+-- A plain view so ltv_reader gets SELECT on it (ltv.apply_grants) and none on the store; the
+-- view runs as its owner. CREATE OR REPLACE (the 0010 migration dropped the materialized view
+-- it replaces); registering resets the refresh record, so the next refresh recomputes everyone.
 
-DROP MATERIALIZED VIEW IF EXISTS ltv.mrr_movements CASCADE;
+CREATE OR REPLACE VIEW ltv.mrr_movements AS
+SELECT m.customer_id,
+       m.month,
+       m.vendor_category,
+       m.country,
+       m.acquisition_channel,
+       m.signup_month,
+       m.opening_mrr,
+       m.new_mrr,
+       m.expansion_mrr,
+       m.contraction_mrr,
+       m.churned_mrr,
+       m.reactivation_mrr,
+       m.closing_mrr,
+       m.movement,
+       m.one_off_revenue
+FROM ltv.mrr_movement_store m;
 
-CREATE MATERIALIZED VIEW ltv.mrr_movements AS
-WITH
-clock AS (
-    -- months as integers (year × 12 + month − 1, UTC) so per-row month arithmetic is cheap
-    SELECT now() AS measured_at,
-           (date_part('year', now() AT TIME ZONE 'UTC') * 12 + date_part('month', now() AT TIME ZONE 'UTC') - 1)::integer
-               AS current_mi
-),
-subscription_spans AS (
-    SELECT s.customer_id, s.subscription_id, s.started_at,
-           CASE p.billing_interval WHEN 'year' THEN 12 ELSE 1 END AS months_per_period,
-           least(s.cancelled_at, s.ended_at) AS inactive_from,
-           lead(s.started_at) OVER (PARTITION BY s.customer_id
-                                    ORDER BY s.started_at, s.subscription_id) AS superseded_after
-    FROM ltv.subscriptions s
-    JOIN ltv.plans p USING (plan_code)
-    WHERE s.started_at < now()
-),
-charges AS (
-    SELECT e.customer_id, e.subscription_id, e.occurred_at, e.amount_base,
-           lead(e.occurred_at) OVER (PARTITION BY e.customer_id, e.subscription_id
-                                     ORDER BY e.occurred_at, e.event_id) AS next_charge_at
-    FROM ltv.revenue_events e
-    WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL AND e.occurred_at < now()
-),
-charge_windows AS (
-    -- this charge prices the month-ends E with occurred_at < E <= priced_until (the next
-    -- charge, the next subscription's start, or now), started_at < E and E < inactive_from
-    SELECT c.customer_id,
-           round(c.amount_base / sp.months_per_period, 4) AS mrr,
-           greatest(c.occurred_at, sp.started_at) AS priced_after,
-           least(c.next_charge_at, sp.superseded_after, now()) AS priced_until,
-           sp.inactive_from
-    FROM charges c
-    JOIN subscription_spans sp USING (customer_id, subscription_id)
-),
-charge_months AS (
-    -- the same window as a range of month indexes: month M's end is the start of month M + 1,
-    -- except the current month, whose "end" is now()
-    SELECT w.customer_id, w.mrr,
-           (date_part('year', w.priced_after AT TIME ZONE 'UTC') * 12
-            + date_part('month', w.priced_after AT TIME ZONE 'UTC') - 1)::integer AS first_mi,
-           least(
-               CASE WHEN w.priced_until >= ck.measured_at THEN ck.current_mi
-                    ELSE (date_part('year', w.priced_until AT TIME ZONE 'UTC') * 12
-                          + date_part('month', w.priced_until AT TIME ZONE 'UTC') - 1)::integer - 1 END,
-               CASE WHEN w.inactive_from IS NULL OR w.inactive_from > ck.measured_at THEN ck.current_mi
-                    ELSE (date_part('year', w.inactive_from AT TIME ZONE 'UTC') * 12
-                          + date_part('month', w.inactive_from AT TIME ZONE 'UTC') - 1)::integer
-                         - CASE WHEN w.inactive_from = date_trunc('month', w.inactive_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-                                THEN 2 ELSE 1 END END) AS last_mi
-    FROM charge_windows w
-    CROSS JOIN clock ck
-),
-closing AS (
-    -- one row per customer and month: the windows of one customer never overlap (the unique
-    -- index on the view would refuse the refresh if they did)
-    -- (generate_series in the select list: a ProjectSet, no tuplestore per charge)
-    SELECT cm.customer_id, generate_series(cm.first_mi, cm.last_mi) AS mi, cm.mrr
-    FROM charge_months cm
-    WHERE cm.first_mi <= cm.last_mi AND cm.mrr > 0
-),
-mrr_runs AS (
-    SELECT c.customer_id, c.mi, c.mrr,
-           CASE WHEN lag(c.mi) OVER w = c.mi - 1 THEN lag(c.mrr) OVER w ELSE 0 END AS opening,
-           lead(c.mi) OVER w AS next_mi,
-           first_value(c.mi) OVER w AS first_mrr_mi
-    FROM closing c
-    WINDOW w AS (PARTITION BY c.customer_id ORDER BY c.mi)
-),
-mrr_months AS (
-    -- every month with MRR, plus the month after each run of MRR ends (its churn), in one pass
-    SELECT r.customer_id, v.mi, v.opening, v.closing, r.first_mrr_mi, NULL::numeric AS one_off
-    FROM mrr_runs r
-    CROSS JOIN clock ck
-    CROSS JOIN LATERAL (VALUES (r.mi, r.opening, r.mrr, false), (r.mi + 1, r.mrr, 0, true))
-        AS v(mi, opening, closing, is_churn)
-    WHERE NOT v.is_churn OR ((r.next_mi IS NULL OR r.next_mi > r.mi + 1) AND r.mi < ck.current_mi)
-),
-one_off_revenue AS (
-    -- one-off = not tied to a subscription and not a subscription charge (ltv.customer_history)
-    SELECT e.customer_id,
-           (date_part('year', e.occurred_at AT TIME ZONE 'UTC') * 12
-            + date_part('month', e.occurred_at AT TIME ZONE 'UTC') - 1)::integer AS mi,
-           NULL::numeric AS opening, NULL::numeric AS closing, NULL::integer AS first_mrr_mi,
-           sum(CASE WHEN e.kind = 'one_off' THEN e.amount_base ELSE -e.amount_base END) AS one_off
-    FROM ltv.revenue_events e
-    WHERE e.occurred_at < now() AND e.subscription_id IS NULL AND e.kind <> 'subscription'
-    GROUP BY 1, 2
-),
-customer_months AS (
-    SELECT u.customer_id, u.mi,
-           coalesce(sum(u.opening), 0) AS opening_mrr,
-           coalesce(sum(u.closing), 0) AS closing_mrr,
-           max(u.first_mrr_mi) AS first_mrr_mi,
-           coalesce(sum(u.one_off), 0) AS one_off_revenue
-    FROM (SELECT * FROM mrr_months UNION ALL SELECT * FROM one_off_revenue) u
-    GROUP BY u.customer_id, u.mi
-),
-movements AS (
-    SELECT cm.*,
-           CASE WHEN cm.opening_mrr = 0 AND cm.closing_mrr > 0 AND cm.mi = cm.first_mrr_mi THEN cm.closing_mrr ELSE 0 END AS new_mrr,
-           CASE WHEN cm.opening_mrr > 0 AND cm.closing_mrr > cm.opening_mrr THEN cm.closing_mrr - cm.opening_mrr ELSE 0 END AS expansion_mrr,
-           CASE WHEN cm.opening_mrr > 0 AND cm.closing_mrr > 0 AND cm.closing_mrr < cm.opening_mrr
-                THEN cm.opening_mrr - cm.closing_mrr ELSE 0 END AS contraction_mrr,
-           CASE WHEN cm.opening_mrr > 0 AND cm.closing_mrr = 0 THEN cm.opening_mrr ELSE 0 END AS churned_mrr,
-           CASE WHEN cm.opening_mrr = 0 AND cm.closing_mrr > 0 AND cm.mi > cm.first_mrr_mi THEN cm.closing_mrr ELSE 0 END AS reactivation_mrr
-    FROM customer_months cm
-)
-SELECT mv.customer_id,
-       make_date(mv.mi / 12, mv.mi % 12 + 1, 1)                     AS month,
-       c.vendor_category,
-       c.country,
-       c.acquisition_channel,
-       date_trunc('month', c.signed_up_at AT TIME ZONE 'UTC')::date AS signup_month,
-       mv.opening_mrr,
-       mv.new_mrr,
-       mv.expansion_mrr,
-       mv.contraction_mrr,
-       mv.churned_mrr,
-       mv.reactivation_mrr,
-       mv.closing_mrr,
-       CASE WHEN mv.new_mrr > 0 THEN 'new'
-            WHEN mv.reactivation_mrr > 0 THEN 'reactivation'
-            WHEN mv.expansion_mrr > 0 THEN 'expansion'
-            WHEN mv.contraction_mrr > 0 THEN 'contraction'
-            WHEN mv.churned_mrr > 0 THEN 'churn'
-            WHEN mv.closing_mrr > 0 THEN 'unchanged'
-            ELSE 'none' END                                         AS movement,
-       mv.one_off_revenue
-FROM movements mv
-JOIN ltv.customers c USING (customer_id)
-WITH NO DATA;
-
-CREATE UNIQUE INDEX mrr_movements_key_idx ON ltv.mrr_movements (customer_id, month);
-CREATE INDEX mrr_movements_month_idx ON ltv.mrr_movements (month);
-
-COMMENT ON MATERIALIZED VIEW ltv.mrr_movements IS
-    'MRR bridge per customer and calendar month (UTC): opening + new + expansion − contraction − churned + reactivation = closing. MRR = month-end monthly recurring revenue (annual plans ÷ 12, the ltv.customer_history current_mrr rule); the current month is measured to the last refresh (ltv.view_freshness). Reactivation = MRR returning after at least one month-end at 0. One-off revenue is kept apart in one_off_revenue. Base-currency major units.';
+COMMENT ON VIEW ltv.mrr_movements IS
+    'MRR bridge per customer and calendar month (UTC): opening + new + expansion − contraction − churned + reactivation = closing. MRR = month-end monthly recurring revenue (annual plans ÷ 12, the ltv.customer_history current_mrr rule); the current month is measured to the last refresh (ltv.view_freshness); kept by ltv.refresh_mrr_movements, which recomputes only the customers that changed. Reactivation = MRR returning after at least one month-end at 0. One-off revenue is kept apart in one_off_revenue. Base-currency major units.';
 COMMENT ON COLUMN ltv.mrr_movements.customer_id IS 'Customer (ltv.customers.customer_id); unique with month';
 COMMENT ON COLUMN ltv.mrr_movements.month IS 'Calendar month (first day, UTC)';
 COMMENT ON COLUMN ltv.mrr_movements.vendor_category IS 'Kind of supplier';
@@ -203,4 +57,4 @@ VALUES ('mrr_movements', 40, 'Month-end MRR bridge per customer: new, expansion,
 ON CONFLICT (view_name) DO UPDATE
 SET refresh_order = EXCLUDED.refresh_order, description = EXCLUDED.description,
     last_refreshed_at = NULL, last_duration_ms = NULL, last_concurrently = NULL,
-    last_refreshed_by = NULL, refresh_count = 0;
+    last_refreshed_by = NULL, refresh_count = 0;  -- the next refresh recomputes everyone

@@ -1,4 +1,4 @@
--- ltv.view_freshness: when each BI materialized view was last refreshed, how long that took and
+-- ltv.view_freshness: when each BI view was last refreshed, how long that took and
 -- how old its figures are — what a dashboard shows under "data as of", and what monitoring
 -- alerts on. A plain view over ltv.view_refreshes (kept by ltv.refresh_views()) and the
 -- catalog, so it is always current; CREATE OR REPLACE is enough to change it.
@@ -6,7 +6,8 @@
 CREATE OR REPLACE VIEW ltv.view_freshness AS
 SELECT r.view_name,
        r.description,
-       coalesce(c.relispopulated, false)  AS populated,
+       -- a maintained (plain) view is populated by its first refresh
+       coalesce(CASE c.relkind WHEN 'v' THEN r.last_refreshed_at IS NOT NULL ELSE c.relispopulated END, false) AS populated,
        r.last_refreshed_at,
        now() - r.last_refreshed_at        AS age,
        r.last_duration_ms,
@@ -18,8 +19,8 @@ FROM ltv.view_refreshes r
 LEFT JOIN pg_catalog.pg_class c ON c.oid = to_regclass(format('ltv.%I', r.view_name));
 
 COMMENT ON VIEW ltv.view_freshness IS
-    'Freshness of the BI materialized views (refreshed by ltv.refresh_views(), every 15 minutes by pg_cron): when, how long, how old';
-COMMENT ON COLUMN ltv.view_freshness.view_name IS 'Materialized view in schema ltv';
+    'Freshness of the BI views (refreshed by ltv.refresh_views(), every 15 minutes by pg_cron): when, how long, how old';
+COMMENT ON COLUMN ltv.view_freshness.view_name IS 'Materialized view in schema ltv, or a view maintained incrementally (ltv.mrr_movements)';
 COMMENT ON COLUMN ltv.view_freshness.description IS 'What the view holds';
 COMMENT ON COLUMN ltv.view_freshness.populated IS 'False until the first refresh: reading an unpopulated view is an error';
 COMMENT ON COLUMN ltv.view_freshness.last_refreshed_at IS 'As-of time of the view''s figures (start of the last successful refresh transaction); NULL = never';
