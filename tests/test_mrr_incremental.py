@@ -108,8 +108,15 @@ def test_the_clock_alone_moves_rows_and_a_new_month_adds_one(market: psycopg.Con
     assert differences(db) == (0, 0)
     paying_at_t0 = db.execute("SELECT count(*) FROM ltv.mrr_movements WHERE month = '2026-10-01' "
                               "AND closing_mrr > 0").fetchone()[0]
-    recomputed, _, inserted = refresh(db, t1)  # a new month: every customer with an October row
-    assert recomputed >= paying_at_t0 and inserted >= paying_at_t0
+    # a new month: every customer paying at October's end gets a November row, and only those
+    # with a change or a date since are recomputed
+    recomputed, _, inserted = refresh(db, t1)
+    assert recomputed < paying_at_t0 / 4 and inserted >= paying_at_t0
+    assert differences(db) == (0, 0)
+    # two months at once, and back to the month between
+    refresh(db, datetime(2027, 1, 5, tzinfo=UTC))
+    assert differences(db) == (0, 0)
+    refresh(db, t1)
     assert differences(db) == (0, 0)
     recomputed, deleted, inserted = refresh(db, t2)  # the clock passes the cancellation
     assert recomputed < paying_at_t0 / 4
