@@ -203,6 +203,43 @@ def test_updates_deletes_and_moves_between_partitions_and_customers(db: psycopg.
     assert differences(db) == []
 
 
+def test_changes_to_thousands_of_customers_take_the_one_pass_way_and_stay_exact(db: psycopg.Connection) -> None:
+    """Above 2,500 customers ltv.refresh_customer_stats recomputes them in one pass over the events
+    (nested loops off) instead of by lookups, and a few customers still by lookups: the same facts
+    either way. Which way each recomputation went is read from its plan (auto_explain with the
+    settings that differ from the defaults)."""
+    ids = setup_reference(db, customers=3000)
+    subs = {cid: subscribe(db, cid, T0) for cid in ids[:2800]}
+    add_events(db, [(cid, T0 + timedelta(days=d), "subscription", "29.00", subs[cid]) for cid in ids[:2800]
+                    for d in (0, 31)]
+               + [(cid, T0 + timedelta(days=3 + cid % 20), "one_off", "12.50", None) for cid in ids])
+    assert differences(db) == []
+    plans: list[str] = []
+    db.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+    for setting, value in (("log_min_duration", "0"), ("log_nested_statements", "on"), ("log_settings", "on"),
+                           ("log_level", "notice")):
+        db.execute(f"SET auto_explain.{setting} = {value}")
+
+    def facts_plans(statement: str, params: tuple = ()) -> list[str]:
+        plans.clear()
+        db.execute(statement, params)
+        return [p for p in plans if "events_before AS" in p]
+
+    db.execute("LOAD 'auto_explain'")
+    try:
+        # every customer's charges re-priced: 5,600 rows of 2,800 customers
+        many = facts_plans("UPDATE ltv.revenue_events SET amount_base = amount_base + 1 WHERE kind = 'subscription'")
+        one = facts_plans("UPDATE ltv.revenue_events SET amount_base = amount_base + 1 "
+                          "WHERE kind = 'subscription' AND customer_id = %s", (ids[0],))
+        add_events(db, [(cid, T0 + timedelta(days=40), "refund", "3.00", None) for cid in ids[:2600]])
+        many += facts_plans("DELETE FROM ltv.revenue_events WHERE kind = 'refund'")
+    finally:
+        db.execute("SET auto_explain.log_min_duration = -1")
+    assert len(many) == 2 and all("enable_nestloop = 'off'" in p for p in many), many
+    assert len(one) == 1 and "enable_nestloop" not in one[0], one
+    assert differences(db) == []
+
+
 def test_an_update_that_changes_nothing_the_facts_read_costs_nothing(
     db: psycopg.Connection, listener: Listener
 ) -> None:
