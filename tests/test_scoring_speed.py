@@ -1,6 +1,7 @@
-"""The pieces that make scoring everyone fast (revision 0008), each against the route it replaces:
-Poisson quantiles looked up in ltv.poisson_quantile_steps vs ltv.poisson_quantile's loop, and
-ltv.months_between inlined (no SET search_path) yet immune to the caller's search_path.
+"""The pieces that make scoring everyone fast (revisions 0008, 0011), each against the route it
+replaces: Poisson quantiles looked up in ltv.poisson_quantile_steps vs ltv.poisson_quantile's
+loop, ltv.months_between inlined (no SET search_path) yet immune to the caller's search_path,
+and the sBG quantiles of every notice level in one pass (ltv.sbg_payments_quantiles).
 Scoring's own values are held to the public functions in test_model_accuracy.py.
 """
 
@@ -65,3 +66,30 @@ def test_months_between_is_inlined_and_search_path_proof(db: psycopg.Connection)
         other.execute("SET search_path = decoy, pg_catalog")
         got = other.execute("SELECT ltv.months_between(%s, %s)", (start, end)).fetchone()[0]
     assert got == pytest.approx(want, rel=1e-15)
+
+
+def test_sbg_quantiles_in_one_pass_are_the_single_quantiles(db: psycopg.Connection) -> None:
+    """ltv.sbg_payments_quantiles (revision 0011) against ltv.sbg_payments_quantile element by
+    element: heavy and light tails, the 1200-period cap, repeated and NULL levels, any order."""
+    differ, cases, capped = db.execute(
+        """WITH cases AS (
+               SELECT a, b, n, array_agg(q ORDER BY i) AS qs
+               FROM (VALUES (0.3), (0.8), (1.3), (4.0)) AS a_(a), (VALUES (0.5), (2.5), (9.0), (60.0)) AS b_(b),
+                    (VALUES (1), (2), (9), (120)) AS n_(n),
+                    LATERAL (SELECT i, CASE WHEN i % 9 = 0 THEN NULL
+                                            WHEN i % 5 = 0 THEN 1 - 0.9 * (0.5 + i / 80.0)
+                                            ELSE 1 - (i * 0.0371 + 0.002) END AS q
+                             FROM generate_series(1, 26) i) qq
+               GROUP BY a, b, n)
+           SELECT count(*) FILTER (WHERE ltv.sbg_payments_quantiles(a, b, n, qs || ARRAY[qs[3], qs[1], qs[3]]) IS DISTINCT FROM ARRAY(
+                      SELECT ltv.sbg_payments_quantile(a, b, n, q) FROM unnest(qs || ARRAY[qs[3], qs[1], qs[3]]) WITH ORDINALITY u(q, i)
+                      ORDER BY i)),
+                  count(*),
+                  count(*) FILTER (WHERE 1200 = ANY (ltv.sbg_payments_quantiles(a, b, n, qs)))
+           FROM cases"""
+    ).fetchone()
+    assert cases == 64 and capped > 0
+    assert differ == 0
+    assert db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[NULL]::float8[])").fetchone()[0] == [None]
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[0.5, 1.0])")

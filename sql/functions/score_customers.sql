@@ -127,21 +127,32 @@ derl_series AS MATERIALIZED (
     FROM recurring_distinct d
     GROUP BY d.alpha, d.beta, d.rate
 ),
-recurring_evaluated AS MATERIALIZED (
+recurring_norms AS MATERIALIZED (
     -- no notice yet scales every P(K >= k) by 1 / norm: expected values divide by it, and the
     -- q-quantile of K is the plain one at 1 - (1 - q) * norm
-    SELECT d.*,
-           ds.derl[d.paid_periods - ds.from_renewals] / n.norm AS derl,  -- renewals = paid periods - 1
-           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.9 * n.norm), d.rate)
-               AS annuity_low,
-           ltv.annuity_factor(ltv.sbg_payments_quantile(d.alpha, d.beta, d.paid_periods, 1 - 0.1 * n.norm), d.rate)
-               AS annuity_high,
-           d.months_per_period * ltv.sbg_expected_payments(d.alpha, d.beta, d.paid_periods, s.horizon / d.months_per_period)
-               / n.norm AS months
+    SELECT d.*, ltv.sbg_notice_norm(d.alpha, d.beta, d.paid_periods, d.notice) AS norm
     FROM recurring_distinct d
-    JOIN derl_series ds ON ds.alpha = d.alpha AND ds.beta = d.beta AND ds.rate = d.rate
+),
+recurring_quantiles AS MATERIALIZED (
+    -- the 10th and 90th percentiles of K for every notice level of one (fit, paid periods) in
+    -- one pass over its P(K >= k) (ltv.sbg_payments_quantiles: the values of sbg_payments_quantile)
+    SELECT g.alpha, g.beta, g.paid_periods, g.qs, ltv.sbg_payments_quantiles(g.alpha, g.beta, g.paid_periods, g.qs) AS ks
+    FROM (SELECT n.alpha, n.beta, n.paid_periods, array_agg(DISTINCT v.q) AS qs
+          FROM recurring_norms n
+          CROSS JOIN LATERAL (VALUES (1 - 0.9 * n.norm), (1 - 0.1 * n.norm)) AS v(q)
+          GROUP BY n.alpha, n.beta, n.paid_periods) g
+),
+recurring_evaluated AS MATERIALIZED (
+    SELECT n.*,
+           ds.derl[n.paid_periods - ds.from_renewals] / n.norm AS derl,  -- renewals = paid periods - 1
+           ltv.annuity_factor(rq.ks[array_position(rq.qs, 1 - 0.9 * n.norm)], n.rate) AS annuity_low,
+           ltv.annuity_factor(rq.ks[array_position(rq.qs, 1 - 0.1 * n.norm)], n.rate) AS annuity_high,
+           n.months_per_period * ltv.sbg_expected_payments(n.alpha, n.beta, n.paid_periods, s.horizon / n.months_per_period)
+               / n.norm AS months
+    FROM recurring_norms n
+    JOIN derl_series ds ON ds.alpha = n.alpha AND ds.beta = n.beta AND ds.rate = n.rate
+    JOIN recurring_quantiles rq ON rq.alpha = n.alpha AND rq.beta = n.beta AND rq.paid_periods = n.paid_periods
     CROSS JOIN settings s
-    CROSS JOIN LATERAL (SELECT ltv.sbg_notice_norm(d.alpha, d.beta, d.paid_periods, d.notice) AS norm) n
 ),
 one_off_distinct AS MATERIALIZED (
     SELECT DISTINCT c.bg_fit_id, c.x, c.t_x_days AS t_x, c.t_cal_days AS t_cal

@@ -1,0 +1,33 @@
+"""Scoring everyone: the sBG quantiles of every notice level of one (fit, paid periods) in one pass
+
+Revision ID: 0011_sbg_quantiles
+Revises: 0010_mrr_incremental
+Create Date: 2026-11-29
+"""
+
+from ltv_db import migrations
+
+revision = "0011_sbg_quantiles"
+down_revision = "0010_mrr_incremental"
+branch_labels = None
+depends_on = None
+
+FROZEN_SQL: list[str] = [
+    # new: ltv.sbg_payments_quantiles (the file's other functions unchanged)
+    "functions/sbg_predictive.sql",
+    # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles (same values)
+    "functions/score_customers.sql",
+]
+
+JOBS: list[migrations.CronJob] = []
+
+
+def upgrade() -> None:
+    migrations.upgrade(__file__, FROZEN_SQL, JOBS)
+    migrations.run_statement("SELECT ltv.apply_grants()")
+
+
+def downgrade() -> None:
+    migrations.downgrade(__file__, JOBS)
+    migrations.reinstall_earlier_copies(revision, FROZEN_SQL)
+    migrations.run_statement("SELECT ltv.apply_grants()")
