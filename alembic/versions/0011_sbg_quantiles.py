@@ -1,4 +1,4 @@
-"""Scoring everyone: the sBG quantiles of every notice level of one (fit, paid periods) in one pass
+"""Scoring everyone: the sBG quantiles of every notice level in one pass; one-off values per customer
 
 Revision ID: 0011_sbg_quantiles
 Revises: 0010_mrr_incremental
@@ -15,7 +15,8 @@ depends_on = None
 FROZEN_SQL: list[str] = [
     # new: ltv.sbg_payments_quantiles (the file's other functions unchanged)
     "functions/sbg_predictive.sql",
-    # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles (same values)
+    # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles, and P(alive) and
+    # the expected purchases per customer instead of per distinct input joined back (same values)
     "functions/score_customers.sql",
 ]
 

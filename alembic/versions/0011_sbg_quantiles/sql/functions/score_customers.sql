@@ -30,12 +30,14 @@
 -- planner cannot see how few rows ltv.customer_history returns, and compiling this query
 -- costs seconds while the work is in the model functions that JIT cannot speed up.
 -- For everyone (a million customers) the per-customer work is plain expressions, and every
--- model function runs once per distinct input: fit parameters are read from jsonb once per
--- segment (`fits`); Gamma-Gamma spend and P(alive) are the formulas of ltv.gg_expected_spend and
--- ltv.bgnbd_p_alive written out (same operations, same values; the functions check each fit's
--- parameters once); the Poisson quantiles are looked up with width_bucket in the steps of
--- ltv.poisson_quantile_steps (same values as ltv.poisson_quantile); the results join back to
--- the customers on their inputs (no per-customer sorts or joins by customer id).
+-- costly model function runs once per distinct input: fit parameters are read from jsonb once
+-- per segment (`fits`); the BG/NBD kernel once per (fit, x, T), the sBG quantities once per
+-- (fit, paid periods, notice, rate) — both quantiles of every notice level in one pass
+-- (ltv.sbg_payments_quantiles) — and joined to the customers on those inputs; Gamma-Gamma spend
+-- and P(alive) are the formulas of ltv.gg_expected_spend and ltv.bgnbd_p_alive written out per
+-- customer (same operations, same values; the functions check each fit's parameters once); the
+-- Poisson quantiles are looked up with width_bucket in the steps of ltv.poisson_quantile_steps
+-- (same values as ltv.poisson_quantile). No per-customer sorts or joins by customer id.
 
 CREATE OR REPLACE FUNCTION ltv.score_customers(
     p_as_of       timestamptz DEFAULT now(),
@@ -154,10 +156,6 @@ recurring_evaluated AS MATERIALIZED (
     JOIN recurring_quantiles rq ON rq.alpha = n.alpha AND rq.beta = n.beta AND rq.paid_periods = n.paid_periods
     CROSS JOIN settings s
 ),
-one_off_distinct AS MATERIALIZED (
-    SELECT DISTINCT c.bg_fit_id, c.x, c.t_x_days AS t_x, c.t_cal_days AS t_cal
-    FROM scored c WHERE c.bg_fit_id IS NOT NULL
-),
 bgnbd_fits AS MATERIALIZED (
     -- per BG/NBD fit in use: its parameters and its seasonal weights for the thirds of the horizon
     SELECT f.fit_id AS bg_fit_id, p.r, p.alpha, p.a, p.b,
@@ -168,60 +166,55 @@ bgnbd_fits AS MATERIALIZED (
     CROSS JOIN settings s
     CROSS JOIN LATERAL jsonb_to_record(f.params) AS p(r float8, alpha float8, a float8, b float8)
     CROSS JOIN LATERAL (SELECT ltv.season_thirds(f.params, p_as_of, s.horizon) AS season) w
-    WHERE f.fit_id IN (SELECT d.bg_fit_id FROM one_off_distinct d)
+    WHERE f.fit_id IN (SELECT c.bg_fit_id FROM scored c)
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
     -- (ltv.bgnbd_expected_purchases_kernel, the ₂F₁ work) depends on x and T only: evaluated once
-    -- per distinct (fit, x, T) — several times fewer than the distinct (fit, x, t_x, T) — and
-    -- the cheap P(alive) once per distinct (fit, x, t_x, T) below
+    -- per distinct (fit, x, T) — half as many as the customers at a million — and the cheap
+    -- P(alive) per customer below
     SELECT k.bg_fit_id, k.x, k.t_cal,
            ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon / 3.0) AS k1,
            ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, 2 * s.horizon / 3.0) AS k2,
            ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon) AS k3
-    FROM (SELECT DISTINCT d.bg_fit_id, d.x, d.t_cal FROM one_off_distinct d) k
+    FROM (SELECT DISTINCT c.bg_fit_id, c.x, c.t_cal_days AS t_cal FROM scored c WHERE c.bg_fit_id IS NOT NULL) k
     JOIN bgnbd_fits f USING (bg_fit_id)
     CROSS JOIN settings s
 ),
-one_off_alive AS MATERIALIZED (
-    -- P(alive | x, t_x, T) as ltv.bgnbd_p_alive computes it: 1 / (1 + exp(ld)), 1 when x = 0;
-    -- ld in a fenced subquery (OFFSET 0) so each row computes its four logarithms once
-    SELECT l.bg_fit_id, l.x, l.t_x, l.t_cal,
-           CASE WHEN l.x = 0 THEN 1::float8
-                WHEN l.ld > 745 THEN 0::float8
-                WHEN l.ld > 0 THEN exp(-l.ld) / (1 + exp(-l.ld))
-                ELSE 1 / (1 + exp(l.ld)) END AS p_alive
-    FROM (SELECT d.*,
-                 CASE WHEN d.x > 0 THEN
-                     ln(f.a) - ln(f.b + d.x - 1) + (f.r + d.x) * (ln(f.alpha + d.t_cal) - ln(f.alpha + d.t_x)) END AS ld
-          FROM one_off_distinct d
-          JOIN bgnbd_fits f USING (bg_fit_id)
-          OFFSET 0) l
-),
-one_off_evaluated AS MATERIALIZED (
-    -- cumulative expected purchases at the thirds of the horizon, each third scaled by its season
-    SELECT a.bg_fit_id, a.x, a.t_x, a.t_cal, a.p_alive,
-           k.k1 * a.p_alive * f.w1 AS e1,
-           (k.k1 * f.w1 + (k.k2 - k.k1) * f.w2) * a.p_alive AS e2,
-           (k.k1 * f.w1 + (k.k2 - k.k1) * f.w2 + (k.k3 - k.k2) * f.w3) * a.p_alive AS e3
-    FROM one_off_alive a
-    JOIN bgnbd_fits f USING (bg_fit_id)
-    JOIN one_off_kernel k USING (bg_fit_id, x, t_cal)
+customer_one_off AS MATERIALIZED (
+    -- every customer with its kernel row, P(alive | x, t_x, T) as ltv.bgnbd_p_alive computes it
+    -- (1 / (1 + exp(ld)), 1 when x = 0; NULL without a fit) and the cumulative expected purchases
+    -- at the thirds of the horizon, each third scaled by its season. Per customer, not per
+    -- distinct (fit, x, t_x, T): at a million customers those are 93 % as many, and grouping
+    -- them and joining back cost more than computing P(alive) again. Each level is fenced
+    -- (OFFSET 0) so a row computes its logarithms and P(alive) once.
+    SELECT a.*,
+           a.k1 * a.p_alive * a.w1 AS e1,
+           (a.k1 * a.w1 + (a.k2 - a.k1) * a.w2) * a.p_alive AS e2,
+           (a.k1 * a.w1 + (a.k2 - a.k1) * a.w2 + (a.k3 - a.k2) * a.w3) * a.p_alive AS e3
+    FROM (SELECT l.*,
+                 CASE WHEN l.k1 IS NULL THEN NULL::float8
+                      WHEN l.x = 0 THEN 1::float8
+                      WHEN l.ld > 745 THEN 0::float8
+                      WHEN l.ld > 0 THEN exp(-l.ld) / (1 + exp(-l.ld))
+                      ELSE 1 / (1 + exp(l.ld)) END AS p_alive
+          FROM (SELECT c.*, f.w1, f.w2, f.w3, k.k1, k.k2, k.k3,
+                       CASE WHEN c.x > 0 THEN
+                           ln(f.a) - ln(f.b + c.x - 1) + (f.r + c.x) * (ln(f.alpha + c.t_cal_days) - ln(f.alpha + c.t_x_days))
+                       END AS ld
+                FROM scored c
+                LEFT JOIN bgnbd_fits f ON f.bg_fit_id = c.bg_fit_id
+                LEFT JOIN one_off_kernel k ON k.bg_fit_id = c.bg_fit_id AND k.x = c.x AND k.t_cal = c.t_cal_days
+                OFFSET 0) l
+          OFFSET 0) a
+    OFFSET 0
 ),
 poisson_steps AS MATERIALIZED (
     -- where the 10th and 90th percentiles of a Poisson count step up, for every mean in use
     -- (everyone only: for one customer the two direct quantiles are cheaper)
-    SELECT CASE WHEN p_customer_id IS NULL THEN ltv.poisson_quantile_steps(0.1, coalesce(max(e.e3), 0)) END AS low,
-           CASE WHEN p_customer_id IS NULL THEN ltv.poisson_quantile_steps(0.9, coalesce(max(e.e3), 0)) END AS high
-    FROM one_off_evaluated e
-),
-one_off_quantiles AS (
-    SELECT e.*,
-           CASE WHEN p.low IS NULL OR e.e3 > 500 THEN ltv.poisson_quantile(e.e3, 0.1)
-                ELSE width_bucket(e.e3, p.low) END AS purchases_low,
-           CASE WHEN p.high IS NULL OR e.e3 > 500 THEN ltv.poisson_quantile(e.e3, 0.9)
-                ELSE width_bucket(e.e3, p.high) END AS purchases_high
-    FROM one_off_evaluated e CROSS JOIN poisson_steps p
+    SELECT CASE WHEN p_customer_id IS NULL THEN ltv.poisson_quantile_steps(0.1, coalesce(max(o.e3), 0)) END AS low,
+           CASE WHEN p_customer_id IS NULL THEN ltv.poisson_quantile_steps(0.9, coalesce(max(o.e3), 0)) END AS high
+    FROM customer_one_off o
 ),
 customer_values AS (
     -- OFFSET 0 keeps this a subquery: each row's values are computed once, not re-expanded into
@@ -233,18 +226,23 @@ customer_values AS (
            CASE WHEN NOT c.renews THEN 0 ELSE c.margin_per_period * r.annuity_low END AS recurring_low,
            CASE WHEN NOT c.renews THEN 0 ELSE c.margin_per_period * r.annuity_high END AS recurring_high,
            CASE WHEN NOT c.renews THEN 0 ELSE r.months END AS recurring_months,
-           o.p_alive, o.e3, o.purchases_low, o.purchases_high,
+           c.p_alive, c.e3,
+           CASE WHEN c.e3 IS NULL THEN NULL
+                WHEN p.low IS NULL OR c.e3 > 500 THEN ltv.poisson_quantile(c.e3, 0.1)
+                ELSE width_bucket(c.e3, p.low) END AS purchases_low,
+           CASE WHEN c.e3 IS NULL THEN NULL
+                WHEN p.high IS NULL OR c.e3 > 500 THEN ltv.poisson_quantile(c.e3, 0.9)
+                ELSE width_bucket(c.e3, p.high) END AS purchases_high,
            coalesce(c.spend, 0) * s.margin_one AS margin_per_purchase,
            -- expected purchases of each third of the horizon, discounted at its midpoint
-           o.e1 * s.discount_1 + (o.e2 - o.e1) * s.discount_2 + (o.e3 - o.e2) * s.discount_3 AS discounted_purchases
-    FROM scored c
+           c.e1 * s.discount_1 + (c.e2 - c.e1) * s.discount_2 + (c.e3 - c.e2) * s.discount_3 AS discounted_purchases
+    FROM customer_one_off c
     CROSS JOIN settings s
+    CROSS JOIN poisson_steps p
     -- NULL (unknown), not 0, for an active subscriber whose segment has no usable fit
     LEFT JOIN recurring_evaluated r
       ON r.alpha = c.sbg_alpha AND r.beta = c.sbg_beta AND r.paid_periods = c.paid_periods
      AND r.notice = c.notice AND r.rate = c.rate
-    LEFT JOIN one_off_quantiles o
-      ON o.bg_fit_id = c.bg_fit_id AND o.x = c.x AND o.t_x = c.t_x_days AND o.t_cal = c.t_cal_days
     OFFSET 0
 ),
 customer_money AS (
