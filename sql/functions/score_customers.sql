@@ -94,8 +94,12 @@ fits AS MATERIALIZED (
     LEFT JOIN LATERAL jsonb_to_record(f.gg) AS gp(p float8, q float8, v float8) ON true
 ),
 scored AS (
-    -- every customer with its fits and the model inputs the distinct evaluations below key on
-    SELECT h.*, f.sbg_segment, f.bgnbd_segment, f.bg_fit_id, f.sbg_alpha, f.sbg_beta,
+    -- every customer with its fits and the model inputs the distinct evaluations below key on;
+    -- only the columns used below (a million rows are materialized here and again below)
+    SELECT h.customer_id, h.vendor_category, h.country, h.acquisition_channel, h.signed_up_at,
+           h.subscription_status, h.billing_interval, h.net_revenue, h.realised_margin, h.current_mrr,
+           h.x, h.paid_periods,
+           f.sbg_segment, f.bgnbd_segment, f.bg_fit_id, f.sbg_alpha, f.sbg_beta,
            (h.subscription_status = 'active' AND h.paid_periods >= 1) AS renews,
            -- F(part of the current period gone), from the fit's notice CDF on a 5 % grid; 0 = no data
            coalesce(f.notice_cdf[round(20 * ltv.billing_period_elapsed(
@@ -188,7 +192,10 @@ customer_one_off AS MATERIALIZED (
     -- distinct (fit, x, t_x, T): at a million customers those are 93 % as many, and grouping
     -- them and joining back cost more than computing P(alive) again. Each level is fenced
     -- (OFFSET 0) so a row computes its logarithms and P(alive) once.
-    SELECT a.*,
+    SELECT a.customer_id, a.vendor_category, a.country, a.acquisition_channel, a.signed_up_at,
+           a.subscription_status, a.billing_interval, a.sbg_segment, a.bgnbd_segment,
+           a.net_revenue, a.realised_margin, a.current_mrr, a.renews, a.margin_per_period, a.spend,
+           a.sbg_alpha, a.sbg_beta, a.paid_periods, a.notice, a.rate, a.p_alive,
            a.k1 * a.p_alive * a.w1 AS e1,
            (a.k1 * a.w1 + (a.k2 - a.k1) * a.w2) * a.p_alive AS e2,
            (a.k1 * a.w1 + (a.k2 - a.k1) * a.w2 + (a.k3 - a.k2) * a.w3) * a.p_alive AS e3
