@@ -170,7 +170,7 @@ bgnbd_fits AS MATERIALIZED (
     CROSS JOIN settings s
     CROSS JOIN LATERAL jsonb_to_record(f.params) AS p(r float8, alpha float8, a float8, b float8)
     CROSS JOIN LATERAL (SELECT ltv.season_thirds(f.params, p_as_of, s.horizon) AS season) w
-    WHERE f.fit_id IN (SELECT c.bg_fit_id FROM scored c)
+    WHERE f.fit_id IN (SELECT g.bg_fit_id FROM fits g)  -- the fits serving a segment (not a pass over every customer)
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
