@@ -93,3 +93,24 @@ def test_sbg_quantiles_in_one_pass_are_the_single_quantiles(db: psycopg.Connecti
     assert db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[NULL]::float8[])").fetchone()[0] == [None]
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[0.5, 1.0])")
+
+
+def test_kernel_horizons_in_one_call_are_the_single_calls_in_any_order(db: psycopg.Connection) -> None:
+    """ltv.bgnbd_expected_purchases_kernels (revision 0011) loops over its horizons in one call; each
+    value must not depend on the horizons before it (no state left from an earlier pass: the
+    routes below take the backward series, the forward series and the rigorous fallback)."""
+    differ, cases = db.execute(
+        """WITH grid AS (
+               SELECT r, al, a, b, x, tc, ARRAY[t, NULL, 0.02 * t, 30 * t, t] AS ts
+               FROM (VALUES (0.24), (3.0)) AS r_(r), (VALUES (0.5), (40.0)) AS al_(al),
+                    (VALUES (0.05), (1.0), (1.3), (9.0)) AS a_(a), (VALUES (0.3), (20.0)) AS b_(b),
+                    (VALUES (0), (7), (250)) AS x_(x), (VALUES (0.0), (60.0)) AS tc_(tc),
+                    (VALUES (1.0), (12.0)) AS t_(t))
+           SELECT count(*) FILTER (WHERE ltv.bgnbd_expected_purchases_kernels(r, al, a, b, x, tc, ts) IS DISTINCT FROM
+                      ARRAY(SELECT (ltv.bgnbd_expected_purchases_kernels(r, al, a, b, x, tc, ARRAY[u.t]))[1]
+                            FROM unnest(ts) WITH ORDINALITY AS u(t, i) ORDER BY u.i)),
+                  count(*)
+           FROM grid"""
+    ).fetchone()
+    assert cases == 384
+    assert differ == 0

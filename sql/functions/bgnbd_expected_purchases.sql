@@ -7,7 +7,8 @@
 --       / (1 + δ_{x>0} · a/(b+x-1) · ((α+T)/(α+t_x))^(r+x)),          z = t/(α+T+t)
 --   eq. 7 (unconditional, a new customer): the same with x = t_x = T = 0, i.e.
 --       (a+b-1)/(a-1) · [1 - (α/(α+t))^r ₂F₁(r, b; a+b-1; t/(α+t))].
--- The numerator is E[X(t) | alive at T] (ltv.bgnbd_expected_purchases_kernel), the reciprocal of
+-- The numerator is E[X(t) | alive at T] (ltv.bgnbd_expected_purchases_kernel; for several
+-- horizons of one (x, T) in one call, ltv.bgnbd_expected_purchases_kernels), the reciprocal of
 -- the denominator is P(alive) (ltv.bgnbd_p_alive).
 --
 -- Numerics.  With the Euler transform (A&S 15.3.3), since 1 - z = (α+T)/(α+T+t):
@@ -57,9 +58,9 @@
 -- whole parameter domain; values agree with the previous implementation to 4e-12 and with
 -- mpmath (60 digits) to 2e-13 (previously 4e-12, from ln(α+T) - ln(α+T+t) in the cancellation).
 
-CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases_kernel(
-    r float8, alpha float8, a float8, b float8, x float8, t_cal float8, t float8)
-RETURNS float8
+CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases_kernels(
+    r float8, alpha float8, a float8, b float8, x float8, t_cal float8, ts float8[])
+RETURNS float8[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
 -- No SET search_path on purpose (see the file header): called only by the checked wrappers.
@@ -69,16 +70,15 @@ DECLARE
     eps   float8 := a - 1;
     sa    float8 := a + b - 1 - r;          -- A
     sc    float8 := a + b + x - 1;          -- C
-    z     float8 := t / (alpha + t_cal + t);
+    t     float8;                           -- the horizon of this pass of the loop
+    z     float8;                           -- t / (α + T + t)
     -- ln(1 - z).  Where the fast paths run (z <= 0.95) as log1p(-z) = ln(1-z) · z/(1 - (1-z))
     -- (Goldberg) for the very z the series uses: w below cancels ln(1-z) against ln ₂F₁(·; z) (up
     -- to a factor C/(x+r), i.e. hundreds for x = 0 and small r), so both must refer to the same
     -- z to full relative precision (ln(α+T) - ln(α+T+t) would be off by an ulp of ln(α+T+t)
     -- times that factor, up to ~1e-12).  Closer to 1, 1 - z itself has lost digits to the
     -- rounding of z, while ₂F₁ hardly depends on them: there ln(α+T) - ln(α+T+t).
-    lz1   float8 := CASE WHEN z > 0.95 THEN pg_catalog.ln(alpha + t_cal) - pg_catalog.ln(alpha + t_cal + t)
-                         WHEN 1 - z = 1 THEN -z
-                         ELSE pg_catalog.ln(1 - z) * (z / (1 - (1 - z))) END;
+    lz1   float8;
     g     float8;                           -- G
     tk    float8;                           -- forward: the current (last added) term t_k
     s     float8;                           -- forward: Σ_{j<=k} t_j;  backward: the Horner value
@@ -93,137 +93,165 @@ DECLARE
     i     int;
     f     float8;
     w     float8;
+    res   float8[] := '{}';                 -- one value per horizon, in order
 BEGIN
-    IF z >= 1e-6 AND z <= 0.95 AND a >= 0.01 AND a <= 10 AND sc >= 1e-3 AND sc <= 1e6 AND sa > -4 THEN
-        -- Backward route (A > -1: all terms have one sign, |G| >= |t_1|, and (A+j), (a-1+j), (C+j)
-        -- > 0 for j >= 1).  With ratio_j/z = 1 + (γ j + δ)/((C+j)(j+1)), γ = A+(a-1)-C-1 = a-r-x-2,
-        -- δ = A(a-1) - C, and ln(1+v) <= v:
-        --   |t_N| <= |t_1| z^(N-1) e^E(N),  E(N) = γ⁺ ln((C+N-1)/C) - (γ⁻/2) ln((C+N)/(C+1)) + δ⁺
-        -- (Σ_{j<N} 1/(C+j) between those logarithms, j/(j+1) >= 1/2, Σ 1/((C+j)(j+1)) <= 1), and every
-        -- later ratio is <= R_N = z (1 + γ⁺/(C+N) + δ⁺/((C+N)(N+1))), so the tail after t_N is
-        -- <= |t_N| R_N/(1-R_N).  So the number of terms N is known before summing: any N with
-        --   (N-1) |ln z| >= -ln(1e-16) + E(N) + ln(R_N/(1-R_N))
-        -- leaves a tail <= 1e-16 |t_1| <= 1e-16 |G|.  Then G = t_1 (1 + ρ_1 (1 + ρ_2 (... (1 + ρ_M)))),
-        -- M >= N-1 a multiple of 16, by Horner from the inside out, sixteen ratios per statement:
-        -- about half the work per term of the forward loop below (which must keep both t_k and
-        -- the sum: two statements per term).
-        IF sa > -1 AND a - r - x <= 2 AND sa * eps <= sc THEN
-            -- γ, δ <= 0 (every a <= 2): R_N = z, E(N) = -h(N), h(N) = gg ln((C+N)/(C+1)), gg = γ⁻/2,
-            -- and the condition is N |ln z| + h(N) >= L = -ln(1e-16) - ln(1-z).  Two fixed-point
-            -- steps N1 = (L - h(N0))/|ln z|, N2 = (L - h(N1))/|ln z| from N0 = L/|ln z| give such
-            -- an N (N2 >= N1, so N2 |ln z| + h(N2) >= N2 |ln z| + h(N1) = L).
-            lzi := -pg_catalog.ln(z);
-            nn := greatest((36.841361487904734 - lz1
-                            - (x + r + 2 - a) / 2 * pg_catalog.ln((sc + (36.841361487904734 - lz1) / lzi) / (sc + 1))) / lzi, 1);
-            nn := greatest((36.841361487904734 - lz1
-                            - (x + r + 2 - a) / 2 * pg_catalog.ln((sc + nn) / (sc + 1))) / lzi, 1);
-        ELSIF sa > -1 THEN
-            -- γ > 0 or δ > 0 (terms may grow first): iterate N upwards from where R_N < 1 until the
-            -- condition holds (it is checked as such, so the iteration needs no theory)
-            lzi := -pg_catalog.ln(z);
-            nn := greatest(pg_catalog.ceil(z * (greatest(a - r - x - 2, 0) + greatest(sa * eps - sc, 0)) / (1 - z) - sc) + 1, 2);
-            FOR i IN 1 .. 30 LOOP
-                f := z * (1 + greatest(a - r - x - 2, 0) / (sc + nn) + greatest(sa * eps - sc, 0) / ((sc + nn) * (nn + 1)));
-                w := 1 + (36.841361487904734 + greatest(a - r - x - 2, 0) * pg_catalog.ln((sc + nn - 1) / sc)
-                          - greatest(x + r + 2 - a, 0) / 2 * pg_catalog.ln((sc + nn) / (sc + 1))
-                          + greatest(sa * eps - sc, 0) + pg_catalog.ln(f / (1 - f))) / lzi;
-                EXIT WHEN nn >= w OR nn > 5000;
-                nn := pg_catalog.ceil(w);
-            END LOOP;
-            IF NOT nn >= w OR nn > 5000 THEN
-                nn := NULL;                     -- no N found: forward route
-            END IF;
+    FOREACH t IN ARRAY ts LOOP
+        IF t IS NULL THEN
+            res := res || NULL::float8;
+            CONTINUE;
         END IF;
-        IF nn IS NOT NULL THEN
-            s := 1;
-            -- blocks of ratios ρ_k .. ρ_(k+15), k = 16i + 1, from the top block down; A + k etc. are
-            -- formed afresh for each block (decrementing them would carry the rounding of A + M, an
-            -- ulp of M, down to the first and weightiest ratios)
-            FOR i IN REVERSE pg_catalog.ceil((pg_catalog.ceil(nn) - 1) / 16)::int - 1 .. 0 LOOP
-                ak := sa + (16 * i + 1); bk := eps + (16 * i + 1); ck := sc + (16 * i + 1); kk := 16 * i + 2;
-                s := 1 + (ak * bk / (ck * kk) * z) * (1 + ((ak + 1) * (bk + 1) / ((ck + 1) * (kk + 1)) * z) * (1 +
-                       ((ak + 2) * (bk + 2) / ((ck + 2) * (kk + 2)) * z) * (1 + ((ak + 3) * (bk + 3) / ((ck + 3) * (kk + 3)) * z) * (1 +
-                       ((ak + 4) * (bk + 4) / ((ck + 4) * (kk + 4)) * z) * (1 + ((ak + 5) * (bk + 5) / ((ck + 5) * (kk + 5)) * z) * (1 +
-                       ((ak + 6) * (bk + 6) / ((ck + 6) * (kk + 6)) * z) * (1 + ((ak + 7) * (bk + 7) / ((ck + 7) * (kk + 7)) * z) * (1 +
-                       ((ak + 8) * (bk + 8) / ((ck + 8) * (kk + 8)) * z) * (1 + ((ak + 9) * (bk + 9) / ((ck + 9) * (kk + 9)) * z) * (1 +
-                       ((ak + 10) * (bk + 10) / ((ck + 10) * (kk + 10)) * z) * (1 + ((ak + 11) * (bk + 11) / ((ck + 11) * (kk + 11)) * z) * (1 +
-                       ((ak + 12) * (bk + 12) / ((ck + 12) * (kk + 12)) * z) * (1 + ((ak + 13) * (bk + 13) / ((ck + 13) * (kk + 13)) * z) * (1 +
-                       ((ak + 14) * (bk + 14) / ((ck + 14) * (kk + 14)) * z) * (1 + ((ak + 15) * (bk + 15) / ((ck + 15) * (kk + 15)) * z) * s)))))))))))))));
-            END LOOP;
-            g := sa / sc * z * s;
-        ELSE
-            -- Forward route (A <= -1, or no N found): until a bound on the tail computed along the
-            -- way is small.
-            tk := sa / sc * z;                  -- t_1
-            s := tk;
-            ak := sa + 1; bk := a; ck := sc + 1; kk := 2;
-            pabs := 0;
-            IF ak <= 0 THEN
-                -- (A)_k still changes sign: one term at a time until A + k > 0; pabs - |prefix sum|
-                -- is what the prefix can lose to cancellation
-                pabs := pg_catalog.abs(tk);
-                WHILE ak <= 0 LOOP
-                    tk := tk * (ak * bk / (ck * kk) * z);
-                    s := s + tk;
-                    pabs := pabs + pg_catalog.abs(tk);
-                    ak := ak + 1; bk := bk + 1; ck := ck + 1; kk := kk + 1;
+        z := t / (alpha + t_cal + t);
+        lz1 := CASE WHEN z > 0.95 THEN pg_catalog.ln(alpha + t_cal) - pg_catalog.ln(alpha + t_cal + t)
+                    WHEN 1 - z = 1 THEN -z
+                    ELSE pg_catalog.ln(1 - z) * (z / (1 - (1 - z))) END;
+        g := NULL;                              -- set by a route below, or not
+        nn := NULL;
+        IF z >= 1e-6 AND z <= 0.95 AND a >= 0.01 AND a <= 10 AND sc >= 1e-3 AND sc <= 1e6 AND sa > -4 THEN
+            -- Backward route (A > -1: all terms have one sign, |G| >= |t_1|, and (A+j), (a-1+j), (C+j)
+            -- > 0 for j >= 1).  With ratio_j/z = 1 + (γ j + δ)/((C+j)(j+1)), γ = A+(a-1)-C-1 = a-r-x-2,
+            -- δ = A(a-1) - C, and ln(1+v) <= v:
+            --   |t_N| <= |t_1| z^(N-1) e^E(N),  E(N) = γ⁺ ln((C+N-1)/C) - (γ⁻/2) ln((C+N)/(C+1)) + δ⁺
+            -- (Σ_{j<N} 1/(C+j) between those logarithms, j/(j+1) >= 1/2, Σ 1/((C+j)(j+1)) <= 1), and every
+            -- later ratio is <= R_N = z (1 + γ⁺/(C+N) + δ⁺/((C+N)(N+1))), so the tail after t_N is
+            -- <= |t_N| R_N/(1-R_N).  So the number of terms N is known before summing: any N with
+            --   (N-1) |ln z| >= -ln(1e-16) + E(N) + ln(R_N/(1-R_N))
+            -- leaves a tail <= 1e-16 |t_1| <= 1e-16 |G|.  Then G = t_1 (1 + ρ_1 (1 + ρ_2 (... (1 + ρ_M)))),
+            -- M >= N-1 a multiple of 16, by Horner from the inside out, sixteen ratios per statement:
+            -- about half the work per term of the forward loop below (which must keep both t_k and
+            -- the sum: two statements per term).
+            IF sa > -1 AND a - r - x <= 2 AND sa * eps <= sc THEN
+                -- γ, δ <= 0 (every a <= 2): R_N = z, E(N) = -h(N), h(N) = gg ln((C+N)/(C+1)), gg = γ⁻/2,
+                -- and the condition is N |ln z| + h(N) >= L = -ln(1e-16) - ln(1-z).  Two fixed-point
+                -- steps N1 = (L - h(N0))/|ln z|, N2 = (L - h(N1))/|ln z| from N0 = L/|ln z| give such
+                -- an N (N2 >= N1, so N2 |ln z| + h(N2) >= N2 |ln z| + h(N1) = L).
+                lzi := -pg_catalog.ln(z);
+                nn := greatest((36.841361487904734 - lz1
+                                - (x + r + 2 - a) / 2 * pg_catalog.ln((sc + (36.841361487904734 - lz1) / lzi) / (sc + 1))) / lzi, 1);
+                nn := greatest((36.841361487904734 - lz1
+                                - (x + r + 2 - a) / 2 * pg_catalog.ln((sc + nn) / (sc + 1))) / lzi, 1);
+            ELSIF sa > -1 THEN
+                -- γ > 0 or δ > 0 (terms may grow first): iterate N upwards from where R_N < 1 until the
+                -- condition holds (it is checked as such, so the iteration needs no theory)
+                lzi := -pg_catalog.ln(z);
+                nn := greatest(pg_catalog.ceil(z * (greatest(a - r - x - 2, 0) + greatest(sa * eps - sc, 0)) / (1 - z) - sc) + 1, 2);
+                FOR i IN 1 .. 30 LOOP
+                    f := z * (1 + greatest(a - r - x - 2, 0) / (sc + nn) + greatest(sa * eps - sc, 0) / ((sc + nn) * (nn + 1)));
+                    w := 1 + (36.841361487904734 + greatest(a - r - x - 2, 0) * pg_catalog.ln((sc + nn - 1) / sc)
+                              - greatest(x + r + 2 - a, 0) / 2 * pg_catalog.ln((sc + nn) / (sc + 1))
+                              + greatest(sa * eps - sc, 0) + pg_catalog.ln(f / (1 - f))) / lzi;
+                    EXIT WHEN nn >= w OR nn > 5000;
+                    nn := pg_catalog.ceil(w);
                 END LOOP;
-                pabs := pabs - pg_catalog.abs(s);
+                IF NOT nn >= w OR nn > 5000 THEN
+                    nn := NULL;                     -- no N found: forward route
+                END IF;
             END IF;
-            -- from here on (A+k), (a-1+k), (C+k) > 0, and every later ratio t_(j+1)/t_j, j >= k, is
-            -- <= rho = z (1 + A'/(C+k) + B'/((C+k)(k+1))), A' = max(A+a-C-2, 0), B' = max(A(a-1) - C, 0)
-            -- (the bound of ltv.hyp2f1_tail)
-            LOOP
-                tk := tk * (ak * bk / (ck * kk) * z);                                   bs := tk;
-                tk := tk * ((ak + 1) * (bk + 1) / ((ck + 1) * (kk + 1)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 2) * (bk + 2) / ((ck + 2) * (kk + 2)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 3) * (bk + 3) / ((ck + 3) * (kk + 3)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 4) * (bk + 4) / ((ck + 4) * (kk + 4)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 5) * (bk + 5) / ((ck + 5) * (kk + 5)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 6) * (bk + 6) / ((ck + 6) * (kk + 6)) * z);           bs := bs + tk;
-                tk := tk * ((ak + 7) * (bk + 7) / ((ck + 7) * (kk + 7)) * z);           bs := bs + tk;
-                s := s + bs;
-                ak := ak + 8; bk := bk + 8; ck := ck + 8; kk := kk + 8;
-                -- tail after t_k <= |t_k| rho/(1-rho) <= 1e-16 |s|  <=>  rho (|t_k| + 1e-16 |s|) <= 1e-16 |s|
-                EXIT WHEN z * (1 + greatest(sa + eps - sc - 1, 0) / ck + greatest(sa * eps - sc, 0) / (ck * kk))
-                          * (pg_catalog.abs(tk) + 1e-16 * pg_catalog.abs(s)) <= 1e-16 * pg_catalog.abs(s)
-                       OR kk > 5000;
-            END LOOP;
-            -- accept unless out of terms, or the prefix cancelled by more than a factor 100
-            IF kk <= 5000 AND pabs <= 100 * pg_catalog.abs(s) THEN
-                g := s;
+            IF nn IS NOT NULL THEN
+                s := 1;
+                -- blocks of ratios ρ_k .. ρ_(k+15), k = 16i + 1, from the top block down; A + k etc. are
+                -- formed afresh for each block (decrementing them would carry the rounding of A + M, an
+                -- ulp of M, down to the first and weightiest ratios)
+                FOR i IN REVERSE pg_catalog.ceil((pg_catalog.ceil(nn) - 1) / 16)::int - 1 .. 0 LOOP
+                    ak := sa + (16 * i + 1); bk := eps + (16 * i + 1); ck := sc + (16 * i + 1); kk := 16 * i + 2;
+                    s := 1 + (ak * bk / (ck * kk) * z) * (1 + ((ak + 1) * (bk + 1) / ((ck + 1) * (kk + 1)) * z) * (1 +
+                           ((ak + 2) * (bk + 2) / ((ck + 2) * (kk + 2)) * z) * (1 + ((ak + 3) * (bk + 3) / ((ck + 3) * (kk + 3)) * z) * (1 +
+                           ((ak + 4) * (bk + 4) / ((ck + 4) * (kk + 4)) * z) * (1 + ((ak + 5) * (bk + 5) / ((ck + 5) * (kk + 5)) * z) * (1 +
+                           ((ak + 6) * (bk + 6) / ((ck + 6) * (kk + 6)) * z) * (1 + ((ak + 7) * (bk + 7) / ((ck + 7) * (kk + 7)) * z) * (1 +
+                           ((ak + 8) * (bk + 8) / ((ck + 8) * (kk + 8)) * z) * (1 + ((ak + 9) * (bk + 9) / ((ck + 9) * (kk + 9)) * z) * (1 +
+                           ((ak + 10) * (bk + 10) / ((ck + 10) * (kk + 10)) * z) * (1 + ((ak + 11) * (bk + 11) / ((ck + 11) * (kk + 11)) * z) * (1 +
+                           ((ak + 12) * (bk + 12) / ((ck + 12) * (kk + 12)) * z) * (1 + ((ak + 13) * (bk + 13) / ((ck + 13) * (kk + 13)) * z) * (1 +
+                           ((ak + 14) * (bk + 14) / ((ck + 14) * (kk + 14)) * z) * (1 + ((ak + 15) * (bk + 15) / ((ck + 15) * (kk + 15)) * z) * s)))))))))))))));
+                END LOOP;
+                g := sa / sc * z * s;
+            ELSE
+                -- Forward route (A <= -1, or no N found): until a bound on the tail computed along the
+                -- way is small.
+                tk := sa / sc * z;                  -- t_1
+                s := tk;
+                ak := sa + 1; bk := a; ck := sc + 1; kk := 2;
+                pabs := 0;
+                IF ak <= 0 THEN
+                    -- (A)_k still changes sign: one term at a time until A + k > 0; pabs - |prefix sum|
+                    -- is what the prefix can lose to cancellation
+                    pabs := pg_catalog.abs(tk);
+                    WHILE ak <= 0 LOOP
+                        tk := tk * (ak * bk / (ck * kk) * z);
+                        s := s + tk;
+                        pabs := pabs + pg_catalog.abs(tk);
+                        ak := ak + 1; bk := bk + 1; ck := ck + 1; kk := kk + 1;
+                    END LOOP;
+                    pabs := pabs - pg_catalog.abs(s);
+                END IF;
+                -- from here on (A+k), (a-1+k), (C+k) > 0, and every later ratio t_(j+1)/t_j, j >= k, is
+                -- <= rho = z (1 + A'/(C+k) + B'/((C+k)(k+1))), A' = max(A+a-C-2, 0), B' = max(A(a-1) - C, 0)
+                -- (the bound of ltv.hyp2f1_tail)
+                LOOP
+                    tk := tk * (ak * bk / (ck * kk) * z);                                   bs := tk;
+                    tk := tk * ((ak + 1) * (bk + 1) / ((ck + 1) * (kk + 1)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 2) * (bk + 2) / ((ck + 2) * (kk + 2)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 3) * (bk + 3) / ((ck + 3) * (kk + 3)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 4) * (bk + 4) / ((ck + 4) * (kk + 4)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 5) * (bk + 5) / ((ck + 5) * (kk + 5)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 6) * (bk + 6) / ((ck + 6) * (kk + 6)) * z);           bs := bs + tk;
+                    tk := tk * ((ak + 7) * (bk + 7) / ((ck + 7) * (kk + 7)) * z);           bs := bs + tk;
+                    s := s + bs;
+                    ak := ak + 8; bk := bk + 8; ck := ck + 8; kk := kk + 8;
+                    -- tail after t_k <= |t_k| rho/(1-rho) <= 1e-16 |s|  <=>  rho (|t_k| + 1e-16 |s|) <= 1e-16 |s|
+                    EXIT WHEN z * (1 + greatest(sa + eps - sc - 1, 0) / ck + greatest(sa * eps - sc, 0) / (ck * kk))
+                              * (pg_catalog.abs(tk) + 1e-16 * pg_catalog.abs(s)) <= 1e-16 * pg_catalog.abs(s)
+                           OR kk > 5000;
+                END LOOP;
+                -- accept unless out of terms, or the prefix cancelled by more than a factor 100
+                IF kk <= 5000 AND pabs <= 100 * pg_catalog.abs(s) THEN
+                    g := s;
+                END IF;
             END IF;
         END IF;
-    END IF;
 
-    IF g IS NULL THEN
-        g := (ltv.hyp2f1_tail(sa, eps, sc, z)).g;       -- rigorous route (NULL if hopeless)
         IF g IS NULL THEN
-            -- z so close to 1 that the series is hopeless: connection formula through
-            -- ltv.hyp2f1 (raises if it cannot either); a = 1 exactly has no such fallback.
-            IF eps = 0 THEN
-                RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: series did not converge (z = %, a = 1)', z
-                    USING ERRCODE = 'numeric_value_out_of_range';
+            g := (ltv.hyp2f1_tail(sa, eps, sc, z)).g;       -- rigorous route (NULL if hopeless)
+            IF g IS NULL THEN
+                -- z so close to 1 that the series is hopeless: connection formula through
+                -- ltv.hyp2f1 (raises if it cannot either); a = 1 exactly has no such fallback.
+                IF eps = 0 THEN
+                    RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: series did not converge (z = %, a = 1)', z
+                        USING ERRCODE = 'numeric_value_out_of_range';
+                END IF;
+                g := (ltv.hyp2f1(sa, eps, sc, z) - 1) / eps;
             END IF;
-            g := (ltv.hyp2f1(sa, eps, sc, z) - 1) / eps;
+            f := 1 + eps * g;
+            IF f <= 0 THEN
+                -- ₂F₁(A, a-1; C; z) <= 0, possible only for C < 0 (x = 0 and a + b < 1; never on the
+                -- fast paths): then 1 - (1-z)^(a-1) ₂F₁ >= 1 and the bracket needs no log space
+                res := res || (sc * ((1 - pg_catalog.exp(eps * lz1) * f) / eps));
+                CONTINUE;
+            END IF;
         END IF;
-        f := 1 + eps * g;
-        IF f <= 0 THEN
-            -- ₂F₁(A, a-1; C; z) <= 0, possible only for C < 0 (x = 0 and a + b < 1; never on the
-            -- fast paths): then 1 - (1-z)^(a-1) ₂F₁ >= 1 and the bracket needs no log space
-            RETURN sc * ((1 - pg_catalog.exp(eps * lz1) * f) / eps);
-        END IF;
-    END IF;
 
-    f := 1 + eps * g;                                   -- ₂F₁(A, a-1; C; z) > 0
-    -- w = ln(1-z) + log1p(y)/eps, y = eps g;  log1p(y) = ln(f) · y/(f - 1) (Goldberg)
-    w := lz1 + CASE WHEN f = 1 THEN g ELSE pg_catalog.ln(f) * (g / (f - 1)) END;
-    -- C · (-w) · expm1(u)/u, u = eps w = ln((1-z)^(a-1) ₂F₁);  expm1(u) = (e^u - 1) · u/ln(e^u)
-    -- (Kahan), = u when e^u = 1, and -1 + e^u (0 below -745) when u < -40
-    RETURN sc * CASE WHEN eps * w < -40
-                     THEN w * ((1 - CASE WHEN eps * w < -745 THEN 0 ELSE pg_catalog.exp(eps * w) END) / (eps * w))
-                     WHEN pg_catalog.exp(eps * w) = 1 THEN -w
-                     ELSE -w * ((pg_catalog.exp(eps * w) - 1) / pg_catalog.ln(pg_catalog.exp(eps * w))) END;
+        f := 1 + eps * g;                                   -- ₂F₁(A, a-1; C; z) > 0
+        -- w = ln(1-z) + log1p(y)/eps, y = eps g;  log1p(y) = ln(f) · y/(f - 1) (Goldberg)
+        w := lz1 + CASE WHEN f = 1 THEN g ELSE pg_catalog.ln(f) * (g / (f - 1)) END;
+        -- C · (-w) · expm1(u)/u, u = eps w = ln((1-z)^(a-1) ₂F₁);  expm1(u) = (e^u - 1) · u/ln(e^u)
+        -- (Kahan), = u when e^u = 1, and -1 + e^u (0 below -745) when u < -40
+        res := res || (sc * CASE WHEN eps * w < -40
+                         THEN w * ((1 - CASE WHEN eps * w < -745 THEN 0 ELSE pg_catalog.exp(eps * w) END) / (eps * w))
+                         WHEN pg_catalog.exp(eps * w) = 1 THEN -w
+                         ELSE -w * ((pg_catalog.exp(eps * w) - 1) / pg_catalog.ln(pg_catalog.exp(eps * w))) END);
+    END LOOP;
+    RETURN res;
+END
+$$;
+
+COMMENT ON FUNCTION ltv.bgnbd_expected_purchases_kernels(float8, float8, float8, float8, float8, float8, float8[]) IS
+'Internal: ltv.bgnbd_expected_purchases_kernel for several horizons ts of one (x, T) in one call, one value per element (NULL for NULL). No argument checks and no SET search_path (speed): use ltv.bgnbd_expected_purchases / _multi.';
+
+CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases_kernel(
+    r float8, alpha float8, a float8, b float8, x float8, t_cal float8, t float8)
+RETURNS float8
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+BEGIN
+    RETURN (ltv.bgnbd_expected_purchases_kernels(r, alpha, a, b, x, t_cal, ARRAY[t]))[1];
 END
 $$;
 

@@ -177,13 +177,15 @@ one_off_kernel AS MATERIALIZED (
     -- (ltv.bgnbd_expected_purchases_kernel, the ₂F₁ work) depends on x and T only: evaluated once
     -- per distinct (fit, x, T) — half as many as the customers at a million — and the cheap
     -- P(alive) per customer below
-    SELECT k.bg_fit_id, k.x, k.t_cal,
-           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon / 3.0) AS k1,
-           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, 2 * s.horizon / 3.0) AS k2,
-           ltv.bgnbd_expected_purchases_kernel(f.r, f.alpha, f.a, f.b, k.x, k.t_cal, s.horizon) AS k3
-    FROM (SELECT DISTINCT c.bg_fit_id, c.x, c.t_cal_days AS t_cal FROM scored c WHERE c.bg_fit_id IS NOT NULL) k
-    JOIN bgnbd_fits f USING (bg_fit_id)
-    CROSS JOIN settings s
+    -- (the three horizons in one call of ltv.bgnbd_expected_purchases_kernels, fenced so it runs once)
+    SELECT e.bg_fit_id, e.x, e.t_cal, e.ks[1] AS k1, e.ks[2] AS k2, e.ks[3] AS k3
+    FROM (SELECT k.bg_fit_id, k.x, k.t_cal,
+                 ltv.bgnbd_expected_purchases_kernels(f.r, f.alpha, f.a, f.b, k.x, k.t_cal,
+                                                      ARRAY[s.horizon / 3.0, 2 * s.horizon / 3.0, s.horizon]) AS ks
+          FROM (SELECT DISTINCT c.bg_fit_id, c.x, c.t_cal_days AS t_cal FROM scored c WHERE c.bg_fit_id IS NOT NULL) k
+          JOIN bgnbd_fits f USING (bg_fit_id)
+          CROSS JOIN settings s
+          OFFSET 0) e
 ),
 customer_one_off AS MATERIALIZED (
     -- every customer with its kernel row, P(alive | x, t_x, T) as ltv.bgnbd_p_alive computes it
