@@ -610,16 +610,17 @@ def test_bgnbd_kernel_is_internal_and_search_path_proof(db: psycopg.Connection) 
     # path); it must not depend on the caller's search_path either.
     config, volatility, parallel, comment = db.execute(
         "SELECT proconfig, provolatile, proparallel, obj_description(oid, 'pg_proc') FROM pg_proc"
-        " WHERE oid = 'ltv.bgnbd_expected_purchases_kernel'::regproc"
+        " WHERE oid = 'ltv.bgnbd_expected_purchases_kernels'::regproc"
     ).fetchone()
     assert config is None and (volatility, parallel) == ("i", "s") and comment
-    want = scalar(db, "SELECT ltv.bgnbd_expected_purchases_kernel(%s, %s, %s, %s, 2, 38.86, 39)", BGNBD)
+    kernel = "SELECT (ltv.bgnbd_expected_purchases_kernels(%s, %s, %s, %s, 2, 38.86, ARRAY[39]))[1]"
+    want = scalar(db, kernel, BGNBD)
     db.execute("CREATE SCHEMA decoy")
     db.execute("CREATE FUNCTION decoy.ln(float8) RETURNS float8 LANGUAGE sql AS 'SELECT 0::float8'")
     db.execute("CREATE FUNCTION decoy.exp(float8) RETURNS float8 LANGUAGE sql AS 'SELECT 0::float8'")
     # a fresh session, so that the kernel's expressions are planned under the hostile path
     with psycopg.connect(db.info.dsn, autocommit=True) as other:
         other.execute("SET search_path = decoy, pg_catalog")
-        got = scalar(other, "SELECT ltv.bgnbd_expected_purchases_kernel(%s, %s, %s, %s, 2, 38.86, 39)", BGNBD)
+        got = scalar(other, kernel, BGNBD)
         assert scalar(other, "SELECT ln(2::float8)") == 0.0  # the decoy is live in that session
     assert got == want

@@ -15,9 +15,12 @@ depends_on = None
 FROZEN_SQL: list[str] = [
     # new: ltv.sbg_payments_quantiles (the file's other functions unchanged)
     "functions/sbg_predictive.sql",
-    # new: ltv.bgnbd_expected_purchases_kernels, several horizons in one call (the same values);
-    # the one-horizon kernel calls it
+    # new: ltv.bgnbd_expected_purchases_kernels, several horizons in one call (the same values),
+    # replacing the one-horizon kernel (dropped in upgrade.sql); _multi calls it once, and the
+    # single-horizon function is _multi with one element
     "functions/bgnbd_expected_purchases.sql",
+    # changed: the window's three horizons through ltv.bgnbd_expected_purchases_multi, one call
+    "functions/backtest_predictions.sql",
     # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles, the three horizons
     # of the BG/NBD kernel in one call, P(alive) and the expected purchases per customer instead of
     # per distinct input joined back, slimmer intermediate rows (same values)

@@ -79,13 +79,13 @@ predicted AS (
     CROSS JOIN window_bounds wb
     CROSS JOIN LATERAL (SELECT (w.bg->>'r')::float8 AS r, (w.bg->>'alpha')::float8 AS alpha,
                                (w.bg->>'a')::float8 AS a, (w.bg->>'b')::float8 AS b) p
-    -- cumulative expected purchases at the thirds of the window, each evaluated once (OFFSET 0
-    -- keeps the planner from inlining the subquery and repeating the calls); NULL without a fit
+    -- cumulative expected purchases at the thirds of the window, in one call (OFFSET 0 keeps the
+    -- planner from inlining the subquery and repeating it for each element); NULL without a fit
     CROSS JOIN LATERAL (
-        SELECT ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months / 3) AS e1,
-               ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, 2 * wb.months / 3) AS e2,
-               ltv.bgnbd_expected_purchases(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal, wb.months) AS e3
-        OFFSET 0) e
+        SELECT m.e[1] AS e1, m.e[2] AS e2, m.e[3] AS e3
+        FROM (SELECT ltv.bgnbd_expected_purchases_multi(p.r, p.alpha, p.a, p.b, w.x, w.t_x, w.t_cal,
+                                                        ARRAY[wb.months / 3, 2 * wb.months / 3, wb.months]) AS e
+              OFFSET 0) m) e
     LEFT JOIN season_weights sw ON sw.bg = w.bg
 ),
 actuals AS (

@@ -174,10 +174,9 @@ bgnbd_fits AS MATERIALIZED (
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
-    -- (ltv.bgnbd_expected_purchases_kernel, the ₂F₁ work) depends on x and T only: evaluated once
-    -- per distinct (fit, x, T) — half as many as the customers at a million — and the cheap
-    -- P(alive) per customer below
-    -- (the three horizons in one call of ltv.bgnbd_expected_purchases_kernels, fenced so it runs once)
+    -- (the ₂F₁ work of ltv.bgnbd_expected_purchases_kernels) depends on x and T only: evaluated once
+    -- per distinct (fit, x, T) — half as many as the customers at a million — for the three
+    -- horizons in one call (fenced, so it runs once), and the cheap P(alive) per customer below
     SELECT e.bg_fit_id, e.x, e.t_cal, e.ks[1] AS k1, e.ks[2] AS k2, e.ks[3] AS k3
     FROM (SELECT k.bg_fit_id, k.x, k.t_cal,
                  ltv.bgnbd_expected_purchases_kernels(f.r, f.alpha, f.a, f.b, k.x, k.t_cal,

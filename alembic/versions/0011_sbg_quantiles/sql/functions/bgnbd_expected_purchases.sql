@@ -7,9 +7,8 @@
 --       / (1 + δ_{x>0} · a/(b+x-1) · ((α+T)/(α+t_x))^(r+x)),          z = t/(α+T+t)
 --   eq. 7 (unconditional, a new customer): the same with x = t_x = T = 0, i.e.
 --       (a+b-1)/(a-1) · [1 - (α/(α+t))^r ₂F₁(r, b; a+b-1; t/(α+t))].
--- The numerator is E[X(t) | alive at T] (ltv.bgnbd_expected_purchases_kernel; for several
--- horizons of one (x, T) in one call, ltv.bgnbd_expected_purchases_kernels), the reciprocal of
--- the denominator is P(alive) (ltv.bgnbd_p_alive).
+-- The numerator is E[X(t) | alive at T] (ltv.bgnbd_expected_purchases_kernels, every horizon of
+-- one (x, T) in one call), the reciprocal of the denominator is P(alive) (ltv.bgnbd_p_alive).
 --
 -- Numerics.  With the Euler transform (A&S 15.3.3), since 1 - z = (α+T)/(α+T+t):
 --   ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) ₂F₁(A, a-1; C; z),
@@ -243,70 +242,7 @@ END
 $$;
 
 COMMENT ON FUNCTION ltv.bgnbd_expected_purchases_kernels(float8, float8, float8, float8, float8, float8, float8[]) IS
-'Internal: ltv.bgnbd_expected_purchases_kernel for several horizons ts of one (x, T) in one call, one value per element (NULL for NULL). No argument checks and no SET search_path (speed): use ltv.bgnbd_expected_purchases / _multi.';
-
-CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases_kernel(
-    r float8, alpha float8, a float8, b float8, x float8, t_cal float8, t float8)
-RETURNS float8
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-BEGIN
-    RETURN (ltv.bgnbd_expected_purchases_kernels(r, alpha, a, b, x, t_cal, ARRAY[t]))[1];
-END
-$$;
-
-COMMENT ON FUNCTION ltv.bgnbd_expected_purchases_kernel(float8, float8, float8, float8, float8, float8, float8) IS
-'Internal: BG/NBD E[X(t) | x, alive at T = t_cal] = (a+b+x-1)/(a-1)·[1 - ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x-1; t/(α+T+t))], the numerator of Fader, Hardie & Lee (2005) eq. 10. No argument checks and no SET search_path (speed): use ltv.bgnbd_expected_purchases / _multi.';
-
-CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases(
-    r float8, alpha float8, a float8, b float8,
-    x float8, t_x float8, t_cal float8, t float8)
-RETURNS float8
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, ltv
-AS $$
-DECLARE
-    ld float8;
-    e  float8;
-BEGIN
-    -- one test for the valid case (NaN fails it too: NaN sorts above 'Infinity'), the detailed
-    -- checks only to say what is wrong
-    IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0 AND r < 'Infinity' AND alpha < 'Infinity'
-            AND a < 'Infinity' AND b < 'Infinity' AND x >= 0 AND x = floor(x) AND x < 'Infinity'
-            AND t_x >= 0 AND t_cal >= t_x AND t_cal < 'Infinity' AND t >= 0 AND t < 'Infinity') THEN
-        IF 'NaN'::float8 IN (r, alpha, a, b, x, t_x, t_cal, t) THEN
-            RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: NaN argument' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0)
-           OR r = 'Infinity' OR alpha = 'Infinity' OR a = 'Infinity' OR b = 'Infinity' THEN
-            RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: parameters must be positive and finite (r=%, alpha=%, a=%, b=%)', r, alpha, a, b
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF NOT (x >= 0 AND x = floor(x) AND x < 'Infinity') THEN
-            RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: x must be a non-negative whole number of repeat purchases, got %', x
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: need 0 <= t_x <= t_cal and finite t >= 0 (t_x=%, t_cal=%, t=%)', t_x, t_cal, t
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF t = 0 THEN
-        RETURN 0;
-    END IF;
-    IF x = 0 THEN
-        RETURN ltv.bgnbd_expected_purchases_kernel(r, alpha, a, b, x, t_cal, t);
-    END IF;
-    -- · P(alive) = 1/(1 + exp(ld)), ld = ln(a/(b+x-1)) + (r+x) ln((α+T)/(α+t_x)), without overflowing
-    ld := ln(a) - ln(b + x - 1) + (r + x) * (ln(alpha + t_cal) - ln(alpha + t_x));
-    IF ld > 0 THEN
-        e := CASE WHEN ld > 745 THEN 0 ELSE exp(-ld) END;
-        RETURN ltv.bgnbd_expected_purchases_kernel(r, alpha, a, b, x, t_cal, t) * e / (1 + e);
-    END IF;
-    RETURN ltv.bgnbd_expected_purchases_kernel(r, alpha, a, b, x, t_cal, t) / (1 + exp(ld));
-END
-$$;
-
-COMMENT ON FUNCTION ltv.bgnbd_expected_purchases(float8, float8, float8, float8, float8, float8, float8, float8) IS
-'BG/NBD conditional expected number of repeat purchases in (T, T+t] for a customer with x repeat purchases, last at t_x, observed for t_cal: Fader, Hardie & Lee (2005) eq. 10. Time unit = that of the fit. Errors (22023) for non-positive parameters, non-integer x, t_x > t_cal or t < 0.';
+'Internal: BG/NBD E[X(t) | x, alive at T = t_cal] = (a+b+x-1)/(a-1)·[1 - ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x-1; t/(α+T+t))], the numerator of Fader, Hardie & Lee (2005) eq. 10, for every horizon t of ts (NULL for NULL) in one call. No argument checks and no SET search_path (speed): use ltv.bgnbd_expected_purchases / _multi.';
 
 CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases_multi(
     r float8, alpha float8, a float8, b float8,
@@ -320,7 +256,7 @@ DECLARE
     e   float8 := 1;                        -- the result is kernel · e / d = kernel · P(alive)
     d   float8 := 1;
     th  float8;
-    res float8[] := '{}';
+    k   float8[];                           -- the kernel per horizon
 BEGIN
     IF NOT (r > 0 AND alpha > 0 AND a > 0 AND b > 0 AND r < 'Infinity' AND alpha < 'Infinity'
             AND a < 'Infinity' AND b < 'Infinity' AND x >= 0 AND x = floor(x) AND x < 'Infinity'
@@ -349,28 +285,41 @@ BEGIN
             d := 1 + exp(ld);
         END IF;
     END IF;
+    -- the horizons checked before any work (same errors as for one horizon) ...
     FOREACH th IN ARRAY t LOOP
-        IF th IS NULL THEN
-            res := res || NULL::float8;
-        ELSIF NOT (th >= 0 AND th < 'Infinity') THEN
+        IF th IS NOT NULL AND NOT (th >= 0 AND th < 'Infinity') THEN
             IF 'NaN'::float8 IN (th) THEN
                 RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: NaN argument' USING ERRCODE = 'invalid_parameter_value';
             END IF;
             RAISE EXCEPTION 'ltv.bgnbd_expected_purchases: need 0 <= t_x <= t_cal and finite t >= 0 (t_x=%, t_cal=%, t=%)', t_x, t_cal, th
                 USING ERRCODE = 'invalid_parameter_value';
-        ELSIF th = 0 THEN
-            res := res || 0::float8;
-        ELSE
-            -- same operations, in the same order, as ltv.bgnbd_expected_purchases: identical values
-            res := res || (ltv.bgnbd_expected_purchases_kernel(r, alpha, a, b, x, t_cal, th) * e / d);
         END IF;
     END LOOP;
-    RETURN res;
+    -- ... then the kernel of every positive horizon in one call (0 purchases in no time)
+    k := ltv.bgnbd_expected_purchases_kernels(r, alpha, a, b, x, t_cal,
+                                              ARRAY(SELECT nullif(u.th, 0) FROM unnest(t) WITH ORDINALITY AS u(th, i) ORDER BY u.i));
+    RETURN ARRAY(SELECT CASE WHEN u.th IS NULL THEN NULL WHEN u.th = 0 THEN 0::float8 ELSE k[u.i] * e / d END
+                 FROM unnest(t) WITH ORDINALITY AS u(th, i) ORDER BY u.i);
 END
 $$;
 
 COMMENT ON FUNCTION ltv.bgnbd_expected_purchases_multi(float8, float8, float8, float8, float8, float8, float8, float8[]) IS
-'ltv.bgnbd_expected_purchases for several horizons t[] of one customer at once: one result per element of t, in order (NULL for a NULL element), bit-identical to the single-horizon function; the argument checks and P(alive) are shared. Same errors.';
+'BG/NBD conditional expected number of repeat purchases (ltv.bgnbd_expected_purchases) for several horizons t[] of one customer at once: one result per element of t, in order (NULL for a NULL element); the argument checks, P(alive) and the ₂F₁ kernel call are shared. Same errors.';
+
+-- One horizon: the multi-horizon function with one element (one body, so both give the same
+-- value by construction).
+CREATE OR REPLACE FUNCTION ltv.bgnbd_expected_purchases(
+    r float8, alpha float8, a float8, b float8,
+    x float8, t_x float8, t_cal float8, t float8)
+RETURNS float8
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, ltv
+AS $$
+    SELECT (ltv.bgnbd_expected_purchases_multi(r, alpha, a, b, x, t_x, t_cal, ARRAY[t]))[1]
+$$;
+
+COMMENT ON FUNCTION ltv.bgnbd_expected_purchases(float8, float8, float8, float8, float8, float8, float8, float8) IS
+'BG/NBD conditional expected number of repeat purchases in (T, T+t] for a customer with x repeat purchases, last at t_x, observed for t_cal: Fader, Hardie & Lee (2005) eq. 10. Time unit = that of the fit. Errors (22023) for non-positive parameters, non-integer x, t_x > t_cal or t < 0.';
 
 CREATE OR REPLACE FUNCTION ltv.bgnbd_unconditional_purchases(
     r float8, alpha float8, a float8, b float8, t float8)
