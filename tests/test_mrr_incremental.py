@@ -16,12 +16,6 @@ import pytest
 
 from ltv_db import demo_data
 
-DIFFERENCES = """
-    SELECT (SELECT count(*) FROM (SELECT * FROM ltv.mrr_movements
-                                  EXCEPT ALL SELECT * FROM ltv.mrr_movement_rows(%(as_of)s)) extra),
-           (SELECT count(*) FROM (SELECT * FROM ltv.mrr_movement_rows(%(as_of)s)
-                                  EXCEPT ALL SELECT * FROM ltv.mrr_movements) missing)"""
-
 
 def refresh(conn: psycopg.Connection, as_of: datetime | None = None) -> tuple[int | None, int, int]:
     if as_of is None:
@@ -35,8 +29,9 @@ def as_of(conn: psycopg.Connection) -> datetime:
     ).fetchone()[0]
 
 
-def differences(conn: psycopg.Connection) -> tuple[int, int]:
-    return conn.execute(DIFFERENCES, {"as_of": as_of(conn)}).fetchone()
+def mismatches(conn: psycopg.Connection) -> list[tuple]:
+    """Rows in which the view differs from its derivation from scratch (ltv.verify_mrr_movements)."""
+    return conn.execute("SELECT * FROM ltv.verify_mrr_movements()").fetchall()
 
 
 @pytest.fixture
@@ -45,8 +40,24 @@ def market(db: psycopg.Connection) -> psycopg.Connection:
     db.execute("ANALYZE")
     recomputed, deleted, inserted = refresh(db)
     assert recomputed > 1000 and deleted == 0 and inserted > 10_000  # the load queued its customers
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     return db
+
+
+def test_the_check_reports_a_tampered_row_and_only_it(market: psycopg.Connection) -> None:
+    db = market
+    with pytest.raises(psycopg.errors.RaiseException), db.transaction():
+        key = db.execute("""UPDATE ltv.mrr_movement_store SET closing_mrr = closing_mrr + 1
+                            WHERE (customer_id, month) = (SELECT customer_id, month FROM ltv.mrr_movement_store
+                                                          ORDER BY customer_id, month LIMIT 1)
+                            RETURNING customer_id, month""").fetchone()
+        found = mismatches(db)
+        assert [row[:2] for row in found] == [key] and found[0][2] != found[0][3]
+        db.execute("DELETE FROM ltv.mrr_movement_store WHERE (customer_id, month) = (%s, %s)", key)
+        found = mismatches(db)
+        assert [row[:2] for row in found] == [key] and found[0][2] is None and found[0][3] is not None
+        db.execute("DO $$ BEGIN RAISE EXCEPTION 'undo'; END $$")
+    assert mismatches(db) == []
 
 
 def test_changes_recompute_only_their_customers_and_leave_the_view_exact(market: psycopg.Connection) -> None:
@@ -88,7 +99,7 @@ def test_changes_recompute_only_their_customers_and_leave_the_view_exact(market:
     assert 9 <= recomputed < 40  # the nine, and the few with a date since the last refresh
     assert deleted > 0 and inserted > 0
     assert db.execute("SELECT count(*) FROM ltv.mrr_stale_customers").fetchone()[0] == 0
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     assert db.execute("SELECT count(*) FROM ltv.mrr_movements WHERE month = '2026-11-01' "
                       "AND customer_id = ANY (%s) AND closing_mrr > 0", (customers[:2],)).fetchone()[0] == 0
 
@@ -105,26 +116,26 @@ def test_the_clock_alone_moves_rows_and_a_new_month_adds_one(market: psycopg.Con
     t0, t1, t2 = (datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC),
                   datetime(2026, 11, 25, tzinfo=UTC))
     refresh(db, t0)
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     paying_at_t0 = db.execute("SELECT count(*) FROM ltv.mrr_movements WHERE month = '2026-10-01' "
                               "AND closing_mrr > 0").fetchone()[0]
     # a new month: every customer paying at October's end gets a November row, and only those
     # with a change or a date since are recomputed
     recomputed, _, inserted = refresh(db, t1)
     assert recomputed < paying_at_t0 / 4 and inserted >= paying_at_t0
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     # two months at once, and back to the month between
     refresh(db, datetime(2027, 1, 5, tzinfo=UTC))
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     refresh(db, t1)
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     recomputed, deleted, inserted = refresh(db, t2)  # the clock passes the cancellation
     assert recomputed < paying_at_t0 / 4
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     assert db.execute("SELECT closing_mrr, movement FROM ltv.mrr_movements WHERE customer_id = %s "
                       "AND month = '2026-11-01'", (cancelled,)).fetchone() == (0, "churn")
     refresh(db, t0)  # back in time works the same way
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
     assert db.execute("SELECT max(month) FROM ltv.mrr_movements").fetchone()[0].isoformat() == "2026-10-01"
 
 
@@ -140,7 +151,7 @@ def test_a_rolled_back_change_queues_nothing_and_a_plan_change_queues_everyone(m
     assert db.execute("SELECT count(*) FROM ltv.mrr_stale_customers WHERE customer_id IS NULL").fetchone()[0] == 1
     recomputed, deleted, inserted = refresh(db)
     assert recomputed is None and deleted > 0 and inserted > 0  # everyone: annual charges are now monthly
-    assert differences(db) == (0, 0)
+    assert mismatches(db) == []
 
 
 def test_a_change_committed_during_a_refresh_waits_for_the_next_one(market: psycopg.Connection,
@@ -160,9 +171,9 @@ def test_a_change_committed_during_a_refresh_waits_for_the_next_one(market: psyc
         refresher.commit()
         writer.commit()
     assert db.execute("SELECT array_agg(customer_id) FROM ltv.mrr_stale_customers").fetchone()[0] == [customer]
-    assert differences(db) != (0, 0)  # stale until the next refresh ...
+    assert {row[0] for row in mismatches(db)} == {customer}  # that customer stale until the next refresh ...
     refresh(db)
-    assert differences(db) == (0, 0)  # ... which catches up
+    assert mismatches(db) == []  # ... which catches up
 
 
 def test_readers_see_the_view_but_not_its_table(market: psycopg.Connection, db_url: str) -> None:

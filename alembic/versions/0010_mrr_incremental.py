@@ -15,6 +15,8 @@ depends_on = None
 FROZEN_SQL: list[str] = [
     # new: the MRR bridge rows of any customers as of any moment (the view's old body)
     "functions/mrr_movement_rows.sql",
+    # new: every row in which the maintained view differs from a derivation from scratch
+    "functions/verify_mrr_movements.sql",
     # new: queue the customers a change touches
     "functions/mrr_stale_triggers.sql",
     # new: recompute the queued customers, those whose dates the clock passed, a new month

@@ -16,6 +16,7 @@ DROP TRIGGER IF EXISTS mrr_stale_delete ON ltv.plans;
 DROP TRIGGER IF EXISTS mrr_stale_truncate ON ltv.plans;
 DROP FUNCTION IF EXISTS ltv.mrr_stale_after_change();
 DROP FUNCTION IF EXISTS ltv.refresh_mrr_movements(timestamptz);
+DROP FUNCTION IF EXISTS ltv.verify_mrr_movements();
 DROP FUNCTION IF EXISTS ltv.mrr_movement_rows(timestamptz, bigint[]);
 DROP TABLE IF EXISTS ltv.mrr_stale_customers;
 DROP TABLE IF EXISTS ltv.mrr_movement_store;
