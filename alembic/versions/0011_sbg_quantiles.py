@@ -21,6 +21,10 @@ FROZEN_SQL: list[str] = [
     "functions/bgnbd_expected_purchases.sql",
     # changed: the window's three horizons through ltv.bgnbd_expected_purchases_multi, one call
     "functions/backtest_predictions.sql",
+    # changed: a past cutoff decided by the pass over the live statistics that finds the customers
+    # active since (live = NULL), not by a second pass (ltv.few_active_since, dropped in upgrade.sql)
+    "functions/customer_history_via.sql",
+    "functions/customer_history.sql",
     # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles, the three horizons
     # of the BG/NBD kernel in one call, P(alive) and the expected purchases per customer instead of
     # per distinct input joined back, slimmer intermediate rows (same values)

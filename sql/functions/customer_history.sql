@@ -21,21 +21,6 @@
 -- the month: seconds instead of a pass over every event); otherwise — a backtest's cutoff months
 -- back — one pass over the raw tables (ltv.customer_facts).
 
--- Internal helper of the choice above: a function of its own, so that its scan of the live
--- statistics is planned and run only when a past cutoff asks for it (never on the
--- single-customer path, whose plans must be index lookups only).
-CREATE OR REPLACE FUNCTION ltv.few_active_since(p_cutoff timestamptz)
-RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, ltv
-AS $$
-SELECT count(*) FILTER (WHERE s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff) <= 0.02 * count(*)
-FROM ltv.customer_stats s
-$$;
-
-COMMENT ON FUNCTION ltv.few_active_since(timestamptz) IS
-    'Internal (ltv.customer_history): whether at most 2% of the customers have an event or subscription dated at or after the cutoff';
-
 CREATE OR REPLACE FUNCTION ltv.customer_history(p_cutoff timestamptz, p_customer_id bigint DEFAULT NULL)
 RETURNS TABLE (
     customer_id          bigint,
@@ -64,10 +49,9 @@ RETURNS TABLE (
 LANGUAGE sql STABLE  -- not parallel safe: ltv.customer_history_via sets plan_cache_mode
 SET search_path = pg_catalog, ltv
 AS $$
+-- a past cutoff for everyone: NULL, customer_history_via chooses by the share active since
 SELECT * FROM ltv.customer_history_via(
-    p_cutoff, p_customer_id,
-    CASE WHEN p_customer_id IS NOT NULL OR p_cutoff >= now() THEN true
-         ELSE ltv.few_active_since(p_cutoff) END)
+    p_cutoff, p_customer_id, CASE WHEN p_customer_id IS NOT NULL OR p_cutoff >= now() THEN true END)
 $$;
 
 COMMENT ON FUNCTION ltv.customer_history(timestamptz, bigint) IS

@@ -6,7 +6,10 @@
 --                 recorded. A live row equals the facts as of the cutoff unless the customer
 --                 has an event or a subscription dated at or after it; those few customers are
 --                 recomputed from the raw tables as of the cutoff, so both ways return
---                 identical rows.
+--                 identical rows;
+--   live = NULL   live when at most 2 % of the customers have an event or subscription dated at
+--                 or after the cutoff, else the raw tables — decided by the same pass over the
+--                 live statistics that finds those customers.
 -- ltv.customer_history chooses the way; tests call this directly to compare the two.
 --
 -- Derived at read time (never stored, so nothing goes stale as the clock moves): t_x and t_cal
@@ -48,17 +51,26 @@ DECLARE
     v_from    bigint := coalesce(p_customer_id, -9223372036854775808);
     v_to      bigint := coalesce(p_customer_id, 9223372036854775807);
     v_raw_ids bigint[];  -- customers whose facts come from the raw tables (NULL = everyone)
+    v_known   bigint;    -- customers with live statistics
 BEGIN
 -- One customer (ltv.customer_ltv, a few milliseconds): the plans made once per session, every
 -- scan a primary-key lookup. Everyone (refits, the LTV snapshot): planned for the call, so the
 -- branch of `facts` not used folds away and the scans are sequential.
 PERFORM set_config('plan_cache_mode',
                    CASE WHEN p_customer_id IS NULL THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true);
-IF p_live THEN
-    SELECT coalesce(array_agg(s.customer_id), '{}') INTO v_raw_ids
+IF p_live IS NOT FALSE THEN
+    SELECT coalesce(array_agg(s.customer_id) FILTER (WHERE s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff),
+                    '{}'),
+           count(*)
+    INTO v_raw_ids, v_known
     FROM ltv.customer_stats s
-    WHERE s.customer_id BETWEEN v_from AND v_to
-      AND (s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff);
+    WHERE s.customer_id BETWEEN v_from AND v_to;
+    IF p_live IS NULL THEN
+        p_live := cardinality(v_raw_ids) <= 0.02 * v_known;
+        IF NOT p_live THEN
+            v_raw_ids := CASE WHEN p_customer_id IS NOT NULL THEN ARRAY[p_customer_id] END;
+        END IF;
+    END IF;
 ELSIF p_customer_id IS NOT NULL THEN
     v_raw_ids := ARRAY[p_customer_id];
 END IF;
