@@ -204,10 +204,10 @@ def test_updates_deletes_and_moves_between_partitions_and_customers(db: psycopg.
 
 
 def test_changes_to_thousands_of_customers_take_the_one_pass_way_and_stay_exact(db: psycopg.Connection) -> None:
-    """Above 2,500 customers ltv.refresh_customer_stats recomputes them in one pass over the events
-    (nested loops off) instead of by lookups, and a few customers still by lookups: the same facts
-    either way. Which way each recomputation went is read from its plan (auto_explain with the
-    settings that differ from the defaults)."""
+    """Above 2,500 customers ltv.customer_facts (what ltv.refresh_customer_stats recomputes with)
+    reads them in one pass over the events (nested loops off) instead of by lookups, and a few
+    customers still by lookups: the same facts either way. Which way each recomputation went is
+    read from its plan (auto_explain with the settings that differ from the defaults)."""
     ids = setup_reference(db, customers=3000)
     subs = {cid: subscribe(db, cid, T0) for cid in ids[:2800]}
     add_events(db, [(cid, T0 + timedelta(days=d), "subscription", "29.00", subs[cid]) for cid in ids[:2800]

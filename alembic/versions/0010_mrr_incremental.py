@@ -25,8 +25,6 @@ FROZEN_SQL: list[str] = [
     "functions/refresh_views.sql",
     # changed: temp tables dropped without NOTICEs
     "functions/fit_models.sql",
-    # changed: more than 2,500 customers recomputed in one pass over the events, not by lookups
-    "functions/refresh_customer_stats.sql",
     # changed: a plain view over ltv.mrr_movement_store (upgrade.sql dropped the materialized one)
     "views/mrr_movements.sql",
     # unchanged, re-created: the DROP … CASCADE in upgrade.sql took it
@@ -51,6 +49,5 @@ def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
     migrations.reinstall_earlier_copies(
         revision,
-        ["functions/refresh_views.sql", "functions/fit_models.sql", "functions/refresh_customer_stats.sql",
-         *EARLIER_VIEWS])
+        ["functions/refresh_views.sql", "functions/fit_models.sql", *EARLIER_VIEWS])
     migrations.run_statement("SELECT ltv.apply_grants()")

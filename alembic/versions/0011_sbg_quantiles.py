@@ -25,6 +25,10 @@ FROZEN_SQL: list[str] = [
     # active since (live = NULL), not by a second pass (ltv.few_active_since, dropped in upgrade.sql)
     "functions/customer_history_via.sql",
     "functions/customer_history.sql",
+    # changed: more than 2,500 customers (or everyone) in one pass over the events, not by
+    # primary-key lookups in every partition — for the live-statistics triggers and for the
+    # customers active since a past cutoff alike
+    "functions/customer_facts.sql",
     # changed: the interval's sBG quantiles through ltv.sbg_payments_quantiles, the three horizons
     # of the BG/NBD kernel in one call, P(alive) and the expected purchases per customer instead of
     # per distinct input joined back, slimmer intermediate rows (same values)

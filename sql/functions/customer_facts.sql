@@ -21,20 +21,28 @@
 
 CREATE OR REPLACE FUNCTION ltv.customer_facts(p_cutoff timestamptz, p_customer_ids bigint[] DEFAULT NULL)
 RETURNS SETOF ltv.customer_stats
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE  -- not parallel safe: sets enable_nestloop per call
 SET search_path = pg_catalog, ltv
+SET enable_nestloop = on  -- set per call below; restored on return
 AS $$
 DECLARE
     -- Customers are chosen by a join with the id list, never by `customer_id = ANY (ids)`: the
     -- planner estimates = ANY element by element, partition by partition, which for a bulk
     -- statement's 100,000 ids costs more than the query. One text, two filters; planned for
-    -- every call (EXECUTE), so a few ids get index lookups and very many get one pass.
+    -- every call (EXECUTE).
     v_chosen text := CASE WHEN p_customer_ids IS NULL THEN 'true'
                           ELSE '%1$s.customer_id IN (SELECT DISTINCT id FROM unnest($2) id)' END;
 BEGIN
 IF cardinality(p_customer_ids) = 0 THEN
     RETURN;
 END IF;
+-- Up to a few thousand customers: primary-key lookups, partition by partition. More, or
+-- everyone: one pass over the events with hash joins. The planner cannot choose by itself — it
+-- takes the distinct ids of any list for 200 (no statistics on an array), and at 200 monthly
+-- partitions the lookups cost ~0.7 ms per customer: 30,000 customers (a day's refunds, a
+-- subscriptions file, the customers active since a refit's cutoff) took 24 s that way against
+-- 4 s in one pass (benchmarks/RESULTS.md, mrr_movements section).
+PERFORM set_config('enable_nestloop', CASE WHEN cardinality(p_customer_ids) <= 2500 THEN 'on' ELSE 'off' END, true);
 RETURN QUERY EXECUTE format($query$
 WITH
 events_before AS (

@@ -17,7 +17,6 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, ltv
 SET plan_cache_mode = force_custom_plan
 SET jit = off
-SET enable_nestloop = on  -- set per call below; restored on return
 AS $$
 DECLARE
     v_ids     bigint[];
@@ -65,12 +64,6 @@ IF v_ids IS NULL THEN
 END IF;
 
 PERFORM ltv.lock_customer_stats(v_ids);
--- Up to a few thousand customers: primary-key lookups, partition by partition. More: one pass
--- over the events with a hash join. The planner cannot choose by itself — it takes the
--- distinct ids of any list for 200 (no statistics on an array), and at 200 partitions the
--- lookups cost ~0.7 ms per customer: 30,000 customers (a day's refunds, a subscriptions
--- file) took 24 s that way against 4 s in one pass (benchmarks/RESULTS.md, live statistics).
-PERFORM set_config('enable_nestloop', CASE WHEN cardinality(v_ids) <= 2500 THEN 'on' ELSE 'off' END, true);
 
 -- recompute under the locks
 WITH
