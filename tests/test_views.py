@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -31,8 +31,9 @@ from ltv_db.migrations import REPO_ROOT, job_name, upgrade_head
 from tests.conftest import TEMPLATE_DB, create_database, drop_database, with_dbname
 
 MATVIEWS = ("customer_ltv_snapshot", "unit_economics", "segment_ltv", "mrr_movements", "cohort_retention")
-# registered views maintained incrementally: a plain view over this table (not a materialized one)
-MAINTAINED = {"mrr_movements": "mrr_movement_store"}
+# registered views kept by a function of their own (ltv.refresh_<view>): a plain view over this
+# table, not a materialized one
+MAINTAINED = {"customer_ltv_snapshot": "customer_ltv_snapshot_store", "mrr_movements": "mrr_movement_store"}
 VIEWS = (*MATVIEWS, "view_freshness")
 SEGMENT_LEVELS = {
     "vendor_category+country+plan+acquisition_channel+signup_cohort",
@@ -251,6 +252,40 @@ def test_snapshot_is_score_customers_row_for_row(mdb: psycopg.Connection, market
     assert snapshot[0] == 2000 and snapshot[1] > 0
 
 
+def test_snapshot_refresh_follows_the_population_both_ways(market: Market) -> None:
+    """The snapshot's rows are updated in place: a refresh as of an earlier moment must drop the
+    customers not signed up yet, a later one bring them back, a deleted customer vanish — each
+    time row for row what ltv.score_customers says (in a transaction rolled back at the end)."""
+    compare = f"""SELECT count(*) FILTER (WHERE s.customer_id IS NULL OR sc.customer_id IS NULL
+                                          OR ({", ".join("s." + c for c in SCORE_COLUMNS)}, s.as_of)
+                                             IS DISTINCT FROM ({", ".join("sc." + c for c in SCORE_COLUMNS)}, %(t)s)),
+                         count(s.customer_id)
+                  FROM ltv.customer_ltv_snapshot s
+                  FULL JOIN ltv.score_customers(%(t)s) sc USING (customer_id)"""
+    earlier = market.as_of - timedelta(days=365)
+    with psycopg.connect(market.url) as conn:
+        everyone = conn.execute("SELECT count(*) FROM ltv.customer_ltv_snapshot").fetchone()[0]
+        then = conn.execute("SELECT count(*) FROM ltv.customers WHERE signed_up_at < %s", (earlier,)).fetchone()[0]
+        assert 0 < then < everyone
+        refresh = "SELECT * FROM ltv.refresh_customer_ltv_snapshot(%s)"
+        assert conn.execute(refresh, (earlier,)).fetchone() == (everyone - then, then)  # deleted, written
+        assert conn.execute(compare, {"t": earlier}).fetchone() == (0, then)
+        assert conn.execute(refresh, (market.as_of,)).fetchone() == (0, everyone)
+        assert conn.execute(compare, {"t": market.as_of}).fetchone() == (0, everyone)
+        conn.execute(
+            "INSERT INTO ltv.customers (customer_ref, vendor_category, country, acquisition_channel, signed_up_at) "
+            "SELECT 'snapshot-newcomer', vendor_category, country, acquisition_channel, %s - interval '1 day' "
+            "FROM ltv.customers LIMIT 1",
+            (market.as_of,),
+        )
+        assert conn.execute(refresh, (market.as_of,)).fetchone() == (0, everyone + 1)
+        assert conn.execute(compare, {"t": market.as_of}).fetchone() == (0, everyone + 1)
+        conn.execute("DELETE FROM ltv.customers WHERE customer_ref = 'snapshot-newcomer'")
+        assert conn.execute(refresh, (market.as_of,)).fetchone() == (1, everyone)
+        assert conn.execute(compare, {"t": market.as_of}).fetchone() == (0, everyone)
+        conn.rollback()
+
+
 def test_snapshot_channel_formula_ltv_and_plan(mdb: psycopg.Connection, market: Market) -> None:
     formula = dict(
         mdb.execute("SELECT acquisition_channel, formula_ltv FROM ltv.formula_ltv(%s)", (market.as_of,)).fetchall()
@@ -281,7 +316,7 @@ def test_single_customer_lookup_uses_the_unique_index(mdb: psycopg.Connection) -
         r[0]
         for r in mdb.execute("EXPLAIN SELECT * FROM ltv.customer_ltv_snapshot WHERE customer_id = %s", (customer_id,))
     )
-    assert "Index Scan using customer_ltv_snapshot_customer_idx" in plan, plan
+    assert "Index Scan using customer_ltv_snapshot_store_pkey" in plan, plan
     row = mdb.execute(
         "SELECT customer_id, total_ltv FROM ltv.customer_ltv_snapshot WHERE customer_id = %s", (customer_id,)
     ).fetchone()
@@ -738,22 +773,22 @@ def test_every_view_and_column_has_a_comment(mdb: psycopg.Connection) -> None:
 
 
 def test_each_view_has_a_plain_unique_index(mdb: psycopg.Connection) -> None:
-    """On the materialized view itself, or for the maintained mrr_movements on the table it reads."""
+    """On the materialized view itself, or for a maintained view on the table it reads."""
     rows = mdb.execute(
         """SELECT c.relname, count(*) FILTER (WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL)
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_index i ON i.indrelid = c.oid
-           WHERE n.nspname = 'ltv' AND (c.relkind = 'm' OR c.relname = 'mrr_movement_store') GROUP BY c.relname"""
+           WHERE n.nspname = 'ltv' AND (c.relkind = 'm' OR c.relname = ANY (%s)) GROUP BY c.relname""",
+        (list(MAINTAINED.values()),),
     ).fetchall()
     expected = {MAINTAINED.get(v, v): 1 for v in MATVIEWS}
     assert dict(rows) == expected
-    key = mdb.execute(
-        """SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i
-           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-           WHERE i.indrelid = 'ltv.mrr_movement_store'::regclass AND i.indisunique"""
-    ).fetchone()[0]
-    assert key == ["customer_id", "month"]
+    key_query = """SELECT array_agg(a.attname ORDER BY k.ord) FROM pg_index i
+                   CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   WHERE i.indrelid = %s::regclass AND i.indisunique"""
+    assert mdb.execute(key_query, ("ltv.mrr_movement_store",)).fetchone()[0] == ["customer_id", "month"]
+    assert mdb.execute(key_query, ("ltv.customer_ltv_snapshot_store",)).fetchone()[0] == ["customer_id"]
     plan = "\n".join(r[0] for r in mdb.execute(
         "EXPLAIN SELECT * FROM ltv.mrr_movements WHERE customer_id = 42 AND month = '2025-01-01'"
     ).fetchall())
@@ -762,8 +797,9 @@ def test_each_view_has_a_plain_unique_index(mdb: psycopg.Connection) -> None:
 
 # -- concurrency --------------------------------------------------------------------------------
 def test_concurrent_refresh_keeps_readers_unblocked(market: Market) -> None:
-    lock_held = """SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND granted AND mode = 'ExclusiveLock'
-                                  AND relation = 'ltv.customer_ltv_snapshot'::regclass)"""
+    # the refresh rewrites the snapshot's table from its first statement to its commit
+    lock_held = """SELECT EXISTS (SELECT FROM pg_locks WHERE pid = %s AND granted AND mode = 'RowExclusiveLock'
+                                  AND relation = 'ltv.customer_ltv_snapshot_store'::regclass)"""
     result: dict[str, object] = {}
     # the refresher's transaction is rolled back at the end: the shared market stays as it was
     with (

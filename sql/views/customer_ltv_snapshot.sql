@@ -1,79 +1,52 @@
 -- ltv.customer_ltv_snapshot: every customer's LTV by every method, as of the last refresh — the
 -- row BI tools scan instead of calling ltv.score_customers for a million customers.
 --
--- Every LTV figure here is read from ltv.score_customers(now()) (realised, sBG recurring,
--- BG/NBD × Gamma-Gamma one-off, total, 80 % interval, P(alive)) and ltv.formula_ltv(now())
--- (the customer's channel's formula LTV); nothing is recomputed. The only lookup of our own is
--- the plan code and tier of the customer's latest subscription, chosen by the same rule as
--- ltv.customer_history (latest started before as-of, ties to the higher subscription_id).
+-- A plain view over ltv.customer_ltv_snapshot_store, which ltv.refresh_customer_ltv_snapshot
+-- (run by ltv.refresh_views, so by the refresh-views pg_cron job) rewrites from
+-- ltv.score_customers in one transaction: readers keep reading the previous rows until it
+-- commits, never a half-written snapshot. Every figure changes on every refresh (the customers'
+-- ages move with the clock), and for a rewrite of every row REFRESH MATERIALIZED VIEW
+-- CONCURRENTLY costs the most: it diffs the old and new contents row by row before rewriting
+-- them all. The unique index is the store's primary key (customer_id); ltv.view_freshness has
+-- the as-of time.
 --
--- Why DROP + CREATE in this file (not CREATE … IF NOT EXISTS in upgrade.sql): a materialized
--- view cannot be replaced in place, and sql/ is the one source of truth for every view, so a
--- revision that changes a view lists this file again and gets the new definition. The view is
--- created WITH NO DATA (creating it must not score every customer inside DDL);
--- ltv.refresh_views() populates it on its first call (non-concurrently: CONCURRENTLY needs a
--- populated view) and the 0003 migration makes that first call. CASCADE also drops the views
--- that read this one (ltv.unit_economics, ltv.segment_ltv): a revision that re-installs this
--- file must list theirs after it (tests/test_views.py checks every registered view exists).
--- Registering the view in ltv.view_refreshes resets its refresh record. Grants are not set
--- here: ltv.apply_grants(), which every revision from 0004 on ends with, derives them (and
--- ownership) from the catalog, so a re-created view gets them back.
+-- A plain view so ltv_reader gets SELECT on it (ltv.apply_grants) and none on the store; the
+-- view runs as its owner. CREATE OR REPLACE (the 0012 migration dropped the materialized view
+-- it replaces); registering resets the refresh record. Grants: ltv.apply_grants(), which every
+-- revision from 0004 on ends with, derives them (and ownership) from the catalog.
 
-DROP MATERIALIZED VIEW IF EXISTS ltv.customer_ltv_snapshot CASCADE;
+CREATE OR REPLACE VIEW ltv.customer_ltv_snapshot AS
+SELECT
+       s.customer_id,
+       s.customer_ref,
+       s.vendor_category,
+       s.country,
+       s.region,
+       s.acquisition_channel,
+       s.signed_up_at,
+       s.signup_month,
+       s.plan_code,
+       s.plan_tier,
+       s.billing_interval,
+       s.subscription_status,
+       s.net_revenue,
+       s.realised_margin,
+       s.current_mrr,
+       s.channel_formula_ltv,
+       s.predicted_recurring,
+       s.predicted_one_off,
+       s.total_ltv,
+       s.ltv_low,
+       s.ltv_high,
+       s.p_alive,
+       s.expected_purchases,
+       s.expected_remaining_months,
+       s.sbg_segment,
+       s.bgnbd_segment,
+       s.as_of
+FROM ltv.customer_ltv_snapshot_store s;
 
-CREATE MATERIALIZED VIEW ltv.customer_ltv_snapshot AS
-WITH
-scores AS (
-    SELECT * FROM ltv.score_customers(now())
-),
-latest_plan AS (
-    SELECT DISTINCT ON (s.customer_id) s.customer_id, s.plan_code, p.tier
-    FROM ltv.subscriptions s
-    JOIN ltv.plans p USING (plan_code)
-    WHERE s.started_at < now()
-    ORDER BY s.customer_id, s.started_at DESC, s.subscription_id DESC
-),
-channel_formula AS (
-    SELECT f.acquisition_channel, f.formula_ltv FROM ltv.formula_ltv(now()) f
-)
-SELECT sc.customer_id,
-       c.customer_ref,
-       sc.vendor_category,
-       sc.country,
-       c.region,
-       sc.acquisition_channel,
-       sc.signed_up_at,
-       date_trunc('month', sc.signed_up_at AT TIME ZONE 'UTC')::date AS signup_month,
-       lp.plan_code,
-       coalesce(lp.tier, 'none')               AS plan_tier,
-       coalesce(sc.billing_interval, 'none')   AS billing_interval,
-       sc.subscription_status,
-       sc.net_revenue,
-       sc.realised_margin,
-       sc.current_mrr,
-       cf.formula_ltv                          AS channel_formula_ltv,
-       sc.predicted_recurring,
-       sc.predicted_one_off,
-       sc.total_ltv,
-       sc.ltv_low,
-       sc.ltv_high,
-       sc.p_alive,
-       sc.expected_purchases,
-       sc.expected_remaining_months,
-       sc.sbg_segment,
-       sc.bgnbd_segment,
-       now()                                   AS as_of
-FROM scores sc
-JOIN ltv.customers c USING (customer_id)
-LEFT JOIN latest_plan lp USING (customer_id)
-LEFT JOIN channel_formula cf ON cf.acquisition_channel = sc.acquisition_channel
-WITH NO DATA;
-
-CREATE UNIQUE INDEX customer_ltv_snapshot_customer_idx ON ltv.customer_ltv_snapshot (customer_id);
-CREATE INDEX customer_ltv_snapshot_segment_idx
-    ON ltv.customer_ltv_snapshot (vendor_category, country, acquisition_channel);
-
-COMMENT ON MATERIALIZED VIEW ltv.customer_ltv_snapshot IS
+COMMENT ON VIEW ltv.customer_ltv_snapshot IS
     'One row per customer (signed up before as_of): LTV by every method — realised, formula (channel), sBG recurring, BG/NBD one-off, total with 80% interval — from ltv.score_customers as of the last refresh (see ltv.view_freshness). Money in base-currency major units; LTV values are gross margin, not revenue.';
 COMMENT ON COLUMN ltv.customer_ltv_snapshot.customer_id IS 'Customer (ltv.customers.customer_id); unique';
 COMMENT ON COLUMN ltv.customer_ltv_snapshot.customer_ref IS 'The customer''s external reference (ltv.customers.customer_ref)';

@@ -1,0 +1,45 @@
+"""The LTV snapshot rewritten in place, not diffed: a plain view over a table updated by one MERGE
+
+Revision ID: 0012_view_rewrite
+Revises: 0011_sbg_quantiles
+Create Date: 2026-11-29
+"""
+
+from ltv_db import migrations
+
+revision = "0012_view_rewrite"
+down_revision = "0011_sbg_quantiles"
+branch_labels = None
+depends_on = None
+
+FROZEN_SQL: list[str] = [
+    # changed: ltv.formula_ltv_from applies the formula to given per-channel MRR (the snapshot's
+    # refresh passes its own); the trailing churn by bit masks and hash aggregates (same values)
+    "functions/formula_ltv.sql",
+    # new: rewrite the snapshot's table from ltv.score_customers in one transaction
+    "functions/refresh_customer_ltv_snapshot.sql",
+    # changed: a plain view over ltv.customer_ltv_snapshot_store (upgrade.sql dropped the
+    # materialized one)
+    "views/customer_ltv_snapshot.sql",
+    # unchanged, re-created: the DROP … CASCADE in upgrade.sql took them
+    "views/unit_economics.sql",
+    "views/segment_ltv.sql",
+]
+
+JOBS: list[migrations.CronJob] = []
+
+EARLIER_VIEWS = ["views/customer_ltv_snapshot.sql", "views/unit_economics.sql", "views/segment_ltv.sql"]
+
+
+def upgrade() -> None:
+    migrations.upgrade(__file__, FROZEN_SQL, JOBS)
+    migrations.run_statement("SELECT ltv.apply_grants()")
+    # fill the new table and the re-created views (as 0003 filled them)
+    migrations.run_statement(
+        "SELECT count(*) FROM ltv.refresh_views(ARRAY['customer_ltv_snapshot', 'unit_economics', 'segment_ltv'])")
+
+
+def downgrade() -> None:
+    migrations.downgrade(__file__, JOBS)
+    migrations.reinstall_earlier_copies(revision, ["functions/formula_ltv.sql", *EARLIER_VIEWS])
+    migrations.run_statement("SELECT ltv.apply_grants()")
