@@ -10,7 +10,7 @@
 
 Read-through over three tiers (see :mod:`ltv_db.cache`): L1 in-process TTL/LRU, L2 Redis, L3
 PostgreSQL — ``ltv.customer_ltv`` for customers (always current: it reads the live statistics),
-the materialized views ``ltv.segment_ltv`` / ``ltv.cohort_retention`` for aggregates. Changes
+the BI views ``ltv.segment_ltv`` / ``ltv.cohort_retention`` for aggregates. Changes
 are pushed out by :mod:`ltv_db.invalidation` (staleness bound and its fallbacks documented
 there). The tier that answered each lookup is counted in :mod:`ltv_db.metrics`.
 

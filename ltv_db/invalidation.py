@@ -12,7 +12,7 @@ ltv_changed`` with ``{"ids": [customer_id, …]}`` (split below 8000 bytes) or `
   other processes; once a second it re-reads the generation (a lost pub/sub message then costs
   at most a second) and flushes the hit counters to Redis.
 
-The materialized views behind segments and cohorts change only when ``ltv.refresh_views()``
+The BI views behind segments and cohorts change only when ``ltv.refresh_views()``
 runs (pg_cron), which sends no notification: the listener reads
 ``max(ltv.view_refreshes.last_refreshed_at)`` every 2 s, and that stamp is part of every
 segment / cohort cache key, so a refresh makes earlier entries unreachable in every process
@@ -213,7 +213,7 @@ class Invalidator:
         self._l1.invalidate(ids)
 
     def views_refreshed(self, stamp: str | None) -> None:
-        """The BI materialized views were (re)freshed at ``stamp`` (ltv.view_refreshes). Segment
+        """The BI views were (re)freshed at ``stamp`` (ltv.view_refreshes). Segment
         and cohort cache keys include the stamp, so earlier refreshes' entries are unreachable
         from now on — in every process within one poll interval, with no message needed."""
         if self._views_seen and stamp == self.views_stamp:
@@ -286,7 +286,7 @@ def _backoff(previous: float) -> float:
     return min(previous * 2, 1.0)
 
 
-# The materialized views are refreshed by ltv.refresh_views() (pg_cron), which sends no NOTIFY:
+# The BI views are refreshed by ltv.refresh_views() (pg_cron), which sends no NOTIFY:
 # their refresh time is polled instead — one indexed read of a handful of rows.
 VIEWS_STAMP_SQL = "SELECT max(last_refreshed_at)::text FROM ltv.view_refreshes"
 # What makes this database this one: the cluster's system identifier and the database's OID.

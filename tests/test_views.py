@@ -33,7 +33,11 @@ from tests.conftest import TEMPLATE_DB, create_database, drop_database, with_dbn
 MATVIEWS = ("customer_ltv_snapshot", "unit_economics", "segment_ltv", "mrr_movements", "cohort_retention")
 # registered views kept by a function of their own (ltv.refresh_<view>): a plain view over this
 # table, not a materialized one
-MAINTAINED = {"customer_ltv_snapshot": "customer_ltv_snapshot_store", "mrr_movements": "mrr_movement_store"}
+MAINTAINED = {
+    "customer_ltv_snapshot": "customer_ltv_snapshot_store",
+    "segment_ltv": "segment_ltv_store",
+    "mrr_movements": "mrr_movement_store",
+}
 VIEWS = (*MATVIEWS, "view_freshness")
 SEGMENT_LEVELS = {
     "vendor_category+country+plan+acquisition_channel+signup_cohort",
@@ -270,8 +274,22 @@ def test_snapshot_refresh_follows_the_population_both_ways(market: Market) -> No
         refresh = "SELECT * FROM ltv.refresh_customer_ltv_snapshot(%s)"
         assert conn.execute(refresh, (earlier,)).fetchone() == (everyone - then, then)  # deleted, written
         assert conn.execute(compare, {"t": earlier}).fetchone() == (0, then)
+        # the segments follow: the later cohorts' rows go, every level sums to the customers then
+        segments = "SELECT count(*) FROM ltv.segment_ltv"
+        segment_rows = conn.execute(segments).fetchone()[0]
+        deleted, written = conn.execute("SELECT * FROM ltv.refresh_segment_ltv(%s)", (earlier,)).fetchone()
+        assert deleted > 0 and written == segment_rows - deleted
+        assert conn.execute(
+            "SELECT count(DISTINCT grouping_level), min(total), max(total), max(signup_month) FROM "
+            "(SELECT grouping_level, sum(customers) AS total, max(signup_month) AS signup_month "
+            " FROM ltv.segment_ltv GROUP BY 1) per_level"
+        ).fetchone() == (len(SEGMENT_LEVELS), then, then, conn.execute(
+            "SELECT max(signup_month) FROM ltv.customer_ltv_snapshot").fetchone()[0])
         assert conn.execute(refresh, (market.as_of,)).fetchone() == (0, everyone)
         assert conn.execute(compare, {"t": market.as_of}).fetchone() == (0, everyone)
+        assert conn.execute("SELECT * FROM ltv.refresh_segment_ltv(%s)", (market.as_of,)).fetchone() == (
+            0, segment_rows)
+        assert conn.execute(segments).fetchone()[0] == segment_rows
         conn.execute(
             "INSERT INTO ltv.customers (customer_ref, vendor_category, country, acquisition_channel, signed_up_at) "
             "SELECT 'snapshot-newcomer', vendor_category, country, acquisition_channel, %s - interval '1 day' "
@@ -449,7 +467,7 @@ def test_photographers_by_country_and_channel_is_one_index_lookup(mdb: psycopg.C
                WHERE vendor_category = 'photographer'
                  AND grouping_level = 'vendor_category+country+acquisition_channel'"""
     plan = "\n".join(r[0] for r in mdb.execute("EXPLAIN " + query))
-    assert "segment_ltv_key_idx" in plan, plan
+    assert "segment_ltv_store_pkey" in plan, plan
     rows = mdb.execute(query).fetchall()
     photographers = mdb.execute(
         "SELECT count(*) FROM ltv.customer_ltv_snapshot WHERE vendor_category = 'photographer'"
@@ -789,6 +807,9 @@ def test_each_view_has_a_plain_unique_index(mdb: psycopg.Connection) -> None:
                    WHERE i.indrelid = %s::regclass AND i.indisunique"""
     assert mdb.execute(key_query, ("ltv.mrr_movement_store",)).fetchone()[0] == ["customer_id", "month"]
     assert mdb.execute(key_query, ("ltv.customer_ltv_snapshot_store",)).fetchone()[0] == ["customer_id"]
+    assert mdb.execute(key_query, ("ltv.segment_ltv_store",)).fetchone()[0] == [
+        "vendor_category", "grouping_level", "country", "acquisition_channel", "plan_tier", "billing_interval",
+        "signup_cohort"]
     plan = "\n".join(r[0] for r in mdb.execute(
         "EXPLAIN SELECT * FROM ltv.mrr_movements WHERE customer_id = 42 AND month = '2025-01-01'"
     ).fetchall())

@@ -1,4 +1,4 @@
-"""The LTV snapshot rewritten in place, not diffed: a plain view over a table updated by one MERGE
+"""The LTV snapshot and segment LTV rewritten in place, not diffed: plain views over tables updated by MERGE
 
 Revision ID: 0012_view_rewrite
 Revises: 0011_sbg_quantiles
@@ -18,17 +18,26 @@ FROZEN_SQL: list[str] = [
     "functions/formula_ltv.sql",
     # new: rewrite the snapshot's table from ltv.score_customers in one transaction
     "functions/refresh_customer_ltv_snapshot.sql",
+    # new: recompute the segments' table from the snapshot — the full breakdown's percentiles
+    # from one ordered pass, not a sort per segment (same values)
+    "functions/refresh_segment_ltv.sql",
+    # changed: comments only (which views are kept by their own function)
+    "functions/refresh_views.sql",
     # changed: a plain view over ltv.customer_ltv_snapshot_store (upgrade.sql dropped the
     # materialized one)
     "views/customer_ltv_snapshot.sql",
-    # unchanged, re-created: the DROP … CASCADE in upgrade.sql took them
-    "views/unit_economics.sql",
+    # changed: a plain view over ltv.segment_ltv_store
     "views/segment_ltv.sql",
+    # unchanged, re-created: the DROP … CASCADE in upgrade.sql took it
+    "views/unit_economics.sql",
+    # changed: column comments only
+    "views/view_freshness.sql",
 ]
 
 JOBS: list[migrations.CronJob] = []
 
-EARLIER_VIEWS = ["views/customer_ltv_snapshot.sql", "views/unit_economics.sql", "views/segment_ltv.sql"]
+EARLIER_VIEWS = ["views/customer_ltv_snapshot.sql", "views/unit_economics.sql", "views/segment_ltv.sql",
+                 "views/view_freshness.sql"]
 
 
 def upgrade() -> None:
@@ -41,5 +50,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
-    migrations.reinstall_earlier_copies(revision, ["functions/formula_ltv.sql", *EARLIER_VIEWS])
+    migrations.reinstall_earlier_copies(
+        revision, ["functions/formula_ltv.sql", "functions/refresh_views.sql", *EARLIER_VIEWS])
     migrations.run_statement("SELECT ltv.apply_grants()")

@@ -1,14 +1,15 @@
--- ltv.refresh_views(names): refresh the BI materialized views registered in ltv.view_refreshes
--- (all of them, or those named), in refresh_order — a view only reads views refreshed before
--- it — and record each refresh's time and duration there (see ltv.view_freshness). What the
--- `refresh-views` pg_cron job runs.
+-- ltv.refresh_views(names): refresh the BI views registered in ltv.view_refreshes (all of them,
+-- or those named), in refresh_order — a view only reads views refreshed before it — and record
+-- each refresh's time and duration there (see ltv.view_freshness). What the `refresh-views`
+-- pg_cron job runs.
 --
 -- REFRESH … CONCURRENTLY, so readers keep reading the previous contents meanwhile (each view
 -- has a plain unique index for it). CONCURRENTLY cannot fill a view that was never populated
 -- (a fresh or re-created one): that first refresh is a plain REFRESH. Each view is ANALYZEd
 -- after its refresh so plans over it see the new contents at once. A registered plain view is
--- maintained incrementally by its own function, ltv.refresh_<view name>() (ltv.mrr_movements:
--- ltv.refresh_mrr_movements), called here as of the transaction time; it never blocks readers
+-- kept by its own function, ltv.refresh_<view name>(), called here as of the transaction time
+-- (ltv.refresh_customer_ltv_snapshot and ltv.refresh_segment_ltv rewrite their tables in place,
+-- ltv.refresh_mrr_movements recomputes the customers that changed); it never blocks readers
 -- and keeps its table's statistics itself. work_mem is raised for the
 -- duration: the views sort and hash whole-history sets (charges, customer-months) that spill
 -- to disk at the cluster default. Nested-loop joins are disabled for the duration (the planner
@@ -94,4 +95,4 @@ END;
 $$;
 
 COMMENT ON FUNCTION ltv.refresh_views(text[]) IS
-    'Refresh the BI materialized views (all, or those named) CONCURRENTLY in dependency order, in one transaction, recording time and duration in ltv.view_refreshes';
+    'Refresh the BI views (all, or those named) in dependency order without blocking readers — materialized ones CONCURRENTLY, plain ones by their ltv.refresh_<view> function — in one transaction, recording time and duration in ltv.view_refreshes';

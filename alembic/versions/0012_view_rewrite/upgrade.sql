@@ -1,8 +1,9 @@
--- 0012_view_rewrite: ltv.customer_ltv_snapshot becomes a plain view over a table that
--- ltv.refresh_customer_ltv_snapshot rewrites in one transaction, instead of a materialized view
--- refreshed CONCURRENTLY — every row changes on every refresh, the worst case for the
--- concurrent refresh's row-by-row diff. The materialized view goes first; CASCADE takes
--- ltv.unit_economics and ltv.segment_ltv, which the frozen views of this revision re-create.
+-- 0012_view_rewrite: ltv.customer_ltv_snapshot and ltv.segment_ltv become plain views over
+-- tables that ltv.refresh_customer_ltv_snapshot and ltv.refresh_segment_ltv rewrite in place in
+-- one transaction, instead of materialized views refreshed CONCURRENTLY — every row of both
+-- changes on every refresh, the worst case for the concurrent refresh's row-by-row diff. The
+-- materialized views go first; CASCADE takes ltv.unit_economics and ltv.segment_ltv, which the
+-- frozen views of this revision re-create.
 
 DROP MATERIALIZED VIEW ltv.customer_ltv_snapshot CASCADE;
 
@@ -39,3 +40,32 @@ CREATE INDEX customer_ltv_snapshot_store_segment_idx
     ON ltv.customer_ltv_snapshot_store (vendor_category, country, acquisition_channel);
 COMMENT ON TABLE ltv.customer_ltv_snapshot_store IS
     'Internal: the rows of ltv.customer_ltv_snapshot (read that view), rewritten by ltv.refresh_customer_ltv_snapshot';
+
+CREATE TABLE ltv.segment_ltv_store (
+    grouping_level      text        NOT NULL,
+    vendor_category     text        NOT NULL,
+    country             text        NOT NULL,
+    plan_tier           text        NOT NULL,
+    billing_interval    text        NOT NULL,
+    acquisition_channel text        NOT NULL,
+    signup_cohort       text        NOT NULL,
+    signup_month        date,
+    customers           bigint      NOT NULL,
+    scored_customers    bigint      NOT NULL,
+    active_subscribers  bigint      NOT NULL,
+    total_ltv           numeric,
+    mean_ltv            numeric,
+    median_ltv          numeric,
+    p90_ltv             numeric,
+    mrr                 numeric,
+    arpa                numeric,
+    mean_cac            numeric,
+    ltv_to_cac          numeric,
+    cac_payback_months  numeric,
+    as_of               timestamptz NOT NULL,
+    PRIMARY KEY (vendor_category, grouping_level, country, acquisition_channel, plan_tier, billing_interval,
+                 signup_cohort)
+) WITH (fillfactor = 45);  -- as the snapshot's store: HOT updates
+CREATE INDEX segment_ltv_store_level_idx ON ltv.segment_ltv_store (grouping_level, country, acquisition_channel);
+COMMENT ON TABLE ltv.segment_ltv_store IS
+    'Internal: the rows of ltv.segment_ltv (read that view), recomputed by ltv.refresh_segment_ltv';

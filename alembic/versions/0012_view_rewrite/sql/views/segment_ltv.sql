@@ -17,105 +17,46 @@
 --   cac_payback_months  mean_cac ÷ (ARPA × subscription margin), ARPA = segment MRR ÷ active
 --                       subscribers — ltv.channel_economics' payback definition on a segment
 -- Dimensions a row does not break down by hold 'all' (never NULL, so a plain unique index
--- covers every row and REFRESH … CONCURRENTLY works); grouping_level names the dimensions it
+-- covers every row); grouping_level names the dimensions it
 -- does break down by, '+'-joined in the order vendor_category, country, plan,
 -- acquisition_channel, signup_cohort ('total' for the grand total). The grouping sets are the
 -- full breakdown and the rollups an executive asks for; anything else is a GROUP BY over
 -- ltv.customer_ltv_snapshot.
 --
--- DROP + CREATE, WITH NO DATA, and registration: see sql/views/customer_ltv_snapshot.sql.
+-- A plain view over ltv.segment_ltv_store, which ltv.refresh_segment_ltv (run by
+-- ltv.refresh_views after the two views it reads, so by the refresh-views pg_cron job) computes
+-- and writes in one transaction: readers see the previous figures until it commits. The unique
+-- index is the store's primary key; ltv.view_freshness has the as-of time. A plain view so
+-- ltv_reader gets SELECT on it and none on the store (ltv.apply_grants); CREATE OR REPLACE (the
+-- 0012 migration dropped the materialized view it replaces); registering resets the refresh
+-- record.
 
-DROP MATERIALIZED VIEW IF EXISTS ltv.segment_ltv;
+CREATE OR REPLACE VIEW ltv.segment_ltv AS
+SELECT
+       s.grouping_level,
+       s.vendor_category,
+       s.country,
+       s.plan_tier,
+       s.billing_interval,
+       s.acquisition_channel,
+       s.signup_cohort,
+       s.signup_month,
+       s.customers,
+       s.scored_customers,
+       s.active_subscribers,
+       s.total_ltv,
+       s.mean_ltv,
+       s.median_ltv,
+       s.p90_ltv,
+       s.mrr,
+       s.arpa,
+       s.mean_cac,
+       s.ltv_to_cac,
+       s.cac_payback_months,
+       s.as_of
+FROM ltv.segment_ltv_store s;
 
-CREATE MATERIALIZED VIEW ltv.segment_ltv AS
-WITH
-settings AS (
-    SELECT margin_subscription FROM ltv.settings
-),
-channel_month_cac AS (
-    SELECT u.acquisition_channel, u.signup_month,
-           CASE WHEN u.spend_unconverted THEN NULL ELSE coalesce(u.cac, 0) END AS cac
-    FROM ltv.unit_economics u
-    WHERE u.acquisition_channel <> 'all' AND u.period <> 'all'
-),
-customer_values AS (
-    SELECT s.vendor_category, s.country, s.plan_tier, s.billing_interval, s.acquisition_channel,
-           s.signup_month, s.total_ltv, s.current_mrr,
-           s.subscription_status = 'active' AS is_active,
-           c.cac
-    FROM ltv.customer_ltv_snapshot s
-    LEFT JOIN channel_month_cac c USING (acquisition_channel, signup_month)
-),
-segments AS (
-    SELECT concat_ws('+',
-               CASE WHEN GROUPING(v.vendor_category) = 0 THEN 'vendor_category' END,
-               CASE WHEN GROUPING(v.country) = 0 THEN 'country' END,
-               CASE WHEN GROUPING(v.plan_tier) = 0 THEN 'plan' END,
-               CASE WHEN GROUPING(v.acquisition_channel) = 0 THEN 'acquisition_channel' END,
-               CASE WHEN GROUPING(v.signup_month) = 0 THEN 'signup_cohort' END) AS dimensions,
-           CASE WHEN GROUPING(v.vendor_category) = 0 THEN v.vendor_category ELSE 'all' END AS vendor_category,
-           CASE WHEN GROUPING(v.country) = 0 THEN v.country ELSE 'all' END AS country,
-           CASE WHEN GROUPING(v.plan_tier) = 0 THEN v.plan_tier ELSE 'all' END AS plan_tier,
-           CASE WHEN GROUPING(v.billing_interval) = 0 THEN v.billing_interval ELSE 'all' END AS billing_interval,
-           CASE WHEN GROUPING(v.acquisition_channel) = 0 THEN v.acquisition_channel ELSE 'all' END AS acquisition_channel,
-           v.signup_month,
-           count(*)                                         AS customers,
-           count(v.total_ltv)                               AS scored_customers,
-           count(*) FILTER (WHERE v.is_active)              AS active_subscribers,
-           sum(v.total_ltv)                                 AS total_ltv,
-           avg(v.total_ltv)                                 AS mean_ltv,
-           percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY v.total_ltv::float8) AS ltv_percentiles,
-           sum(v.current_mrr)                               AS mrr,
-           avg(v.cac)                                       AS mean_cac
-    FROM customer_values v
-    GROUP BY GROUPING SETS (
-        (v.vendor_category, v.country, v.plan_tier, v.billing_interval, v.acquisition_channel, v.signup_month),
-        (v.vendor_category, v.country, v.plan_tier, v.billing_interval, v.acquisition_channel),
-        (v.vendor_category, v.country, v.acquisition_channel),
-        (v.vendor_category, v.country),
-        (v.vendor_category, v.acquisition_channel),
-        (v.vendor_category, v.plan_tier, v.billing_interval),
-        (v.vendor_category, v.signup_month),
-        (v.vendor_category),
-        (v.country, v.acquisition_channel),
-        (v.country),
-        (v.plan_tier, v.billing_interval),
-        (v.acquisition_channel, v.signup_month),
-        (v.acquisition_channel),
-        (v.signup_month),
-        ())
-)
-SELECT CASE WHEN sg.dimensions = '' THEN 'total' ELSE sg.dimensions END            AS grouping_level,
-       sg.vendor_category,
-       sg.country,
-       sg.plan_tier,
-       sg.billing_interval,
-       sg.acquisition_channel,
-       coalesce(to_char(sg.signup_month, 'YYYY-MM'), 'all')                        AS signup_cohort,
-       sg.signup_month,
-       sg.customers,
-       sg.scored_customers,
-       sg.active_subscribers,
-       round(sg.total_ltv, 2)                                                      AS total_ltv,
-       round(sg.mean_ltv, 2)                                                       AS mean_ltv,
-       round(sg.ltv_percentiles[1]::numeric, 2)                                    AS median_ltv,
-       round(sg.ltv_percentiles[2]::numeric, 2)                                    AS p90_ltv,
-       round(sg.mrr, 2)                                                            AS mrr,
-       round(sg.mrr / nullif(sg.active_subscribers, 0), 4)                         AS arpa,
-       round(sg.mean_cac, 2)                                                       AS mean_cac,
-       round(sg.mean_ltv / nullif(sg.mean_cac, 0), 2)                              AS ltv_to_cac,
-       round(sg.mean_cac / nullif(sg.mrr / nullif(sg.active_subscribers, 0) * st.margin_subscription, 0), 1)
-                                                                                   AS cac_payback_months,
-       now()                                                                       AS as_of
-FROM segments sg
-CROSS JOIN settings st
-WITH NO DATA;
-
-CREATE UNIQUE INDEX segment_ltv_key_idx ON ltv.segment_ltv
-    (vendor_category, grouping_level, country, acquisition_channel, plan_tier, billing_interval, signup_cohort);
-CREATE INDEX segment_ltv_level_idx ON ltv.segment_ltv (grouping_level, country, acquisition_channel);
-
-COMMENT ON MATERIALIZED VIEW ltv.segment_ltv IS
+COMMENT ON VIEW ltv.segment_ltv IS
     'LTV by segment: vendor category × country × plan (tier, interval) × acquisition channel × signup cohort, with rollups. Pick the breakdown with grouping_level; dimensions not broken down hold ''all''. Example: WHERE vendor_category = ''photographer'' AND grouping_level = ''vendor_category+country+acquisition_channel''. LTV = combined model LTV (gross margin, base currency) from ltv.customer_ltv_snapshot; CAC from ltv.unit_economics.';
 COMMENT ON COLUMN ltv.segment_ltv.grouping_level IS 'Which dimensions this row breaks down by, ''+''-joined: vendor_category+country+plan+acquisition_channel+signup_cohort (the full breakdown), vendor_category+country+plan+acquisition_channel, vendor_category+country+acquisition_channel, vendor_category+country, vendor_category+acquisition_channel, vendor_category+plan, vendor_category+signup_cohort, vendor_category, country+acquisition_channel, country, plan, acquisition_channel+signup_cohort, acquisition_channel, signup_cohort, or total';
 COMMENT ON COLUMN ltv.segment_ltv.vendor_category IS 'Kind of supplier, or ''all'' when the row does not break down by it';
