@@ -256,6 +256,27 @@ def test_snapshot_is_score_customers_row_for_row(mdb: psycopg.Connection, market
     assert snapshot[0] == 2000 and snapshot[1] > 0
 
 
+def test_one_customer_is_scored_as_in_everyones_pass(mdb: psycopg.Connection, market: Market) -> None:
+    """ltv.customer_ltv's path (one customer: a generic plan, its own fits' seasonal weights only)
+    gives each customer the row the everyone pass behind the snapshot gives it — as text."""
+    ids = [r[0] for r in mdb.execute(
+        "SELECT customer_id FROM ltv.customers WHERE signed_up_at < %s ORDER BY customer_id LIMIT 40", (market.as_of,)
+    )]
+    everyone = dict(mdb.execute(
+        "SELECT s.customer_id, s::text FROM ltv.score_customers(%s) s WHERE s.customer_id = ANY (%s)",
+        (market.as_of, ids),
+    ).fetchall())
+    alone = {
+        i: mdb.execute("SELECT s::text FROM ltv.score_customers(%s, NULL, %s) s", (market.as_of, i)).fetchone()[0]
+        for i in ids
+    }
+    assert len(everyone) == len(ids) and alone == everyone
+    assert mdb.execute(
+        "SELECT count(DISTINCT bgnbd_segment) FROM ltv.score_customers(%s) WHERE customer_id = ANY (%s)",
+        (market.as_of, ids),
+    ).fetchone()[0] > 1  # several BG/NBD fits among them
+
+
 def test_snapshot_refresh_follows_the_population_both_ways(market: Market) -> None:
     """The snapshot's rows are updated in place: a refresh as of an earlier moment must drop the
     customers not signed up yet, a later one bring them back, a deleted customer vanish — each
