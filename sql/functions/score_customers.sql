@@ -92,6 +92,9 @@ fits AS MATERIALIZED (
     FROM ltv.segment_fits(p_fit_ids) f
     LEFT JOIN LATERAL jsonb_to_record(f.sbg) AS sp(alpha float8, beta float8, notice_cdf float8[]) ON true
     LEFT JOIN LATERAL jsonb_to_record(f.gg) AS gp(p float8, q float8, v float8) ON true
+    -- one customer (ltv.customer_ltv): its own category's segments only (3 rows, not 30)
+    WHERE p_customer_id IS NULL
+       OR f.vendor_category = (SELECT c.vendor_category FROM ltv.customers c WHERE c.customer_id = p_customer_id)
 ),
 scored AS (
     -- every customer with its fits and the model inputs the distinct evaluations below key on;
