@@ -26,8 +26,8 @@ FROZEN_SQL: list[str] = [
     # changed: PL/pgSQL arithmetic instead of a SQL function planned on every call (the same
     # values, bit for bit) — ltv.customer_ltv makes three calls
     "functions/season_mean.sql",
-    # changed: for one customer (ltv.customer_ltv), its own category's fits and its own BG/NBD
-    # fit's seasonal weights only — 0011 computed every fit's (ten) on every call
+    # changed: for one customer (ltv.customer_ltv), its own category's fits only, so the
+    # seasonal weights of its own BG/NBD fit only — 0011 computed every fit's (ten) on every call
     "functions/score_customers.sql",
     # changed: a plain view over ltv.customer_ltv_snapshot_store (upgrade.sql dropped the
     # materialized one)

@@ -173,11 +173,9 @@ bgnbd_fits AS MATERIALIZED (
     CROSS JOIN settings s
     CROSS JOIN LATERAL jsonb_to_record(f.params) AS p(r float8, alpha float8, a float8, b float8)
     CROSS JOIN LATERAL (SELECT ltv.season_thirds(f.params, p_as_of, s.horizon) AS season) w
-    -- the fits in use: for everyone, those serving a segment (not a pass over every customer);
-    -- for one customer (ltv.customer_ltv), its own — the seasonal weights cost ~0.3-0.8 ms a fit
-    WHERE f.fit_id IN (SELECT g.bg_fit_id FROM fits g WHERE p_customer_id IS NULL
-                       UNION ALL
-                       SELECT c.bg_fit_id FROM scored c WHERE p_customer_id IS NOT NULL)
+    -- the fits serving a segment in `fits` (not a pass over every customer): for one customer,
+    -- its category's only
+    WHERE f.fit_id IN (SELECT g.bg_fit_id FROM fits g)
 ),
 one_off_kernel AS MATERIALIZED (
     -- E[X(t) | x, t_x, T] = E[X(t) | alive at T] × P(alive | x, t_x, T), and the first factor
