@@ -68,10 +68,23 @@ def test_months_between_is_inlined_and_search_path_proof(db: psycopg.Connection)
     assert got == pytest.approx(want, rel=1e-15)
 
 
-def test_sbg_quantiles_in_one_pass_are_the_single_quantiles(db: psycopg.Connection) -> None:
-    """ltv.sbg_payments_quantiles (revision 0011) against ltv.sbg_payments_quantile element by
-    element: heavy and light tails, the 1200-period cap, repeated and NULL levels, any order."""
-    differ, cases, capped = db.execute(
+def _sbg_quantile(alpha: float, beta: float, paid: int, q: float) -> int:
+    """The q-quantile of further payments walked in Python: smallest k with P(K >= k + 1) <= 1 - q,
+    P(K >= k + 1) the product over j <= k of (beta + paid + j - 1) / (alpha + beta + paid + j - 1),
+    capped at 1200 — the same float operations in the same order as the SQL."""
+    tail, k = 1.0, 0
+    while True:
+        tail = tail * (beta + paid + k - 1) / (alpha + beta + paid + k - 1)
+        if tail <= 1 - q or k >= 1200:
+            return k
+        k += 1
+
+
+def test_sbg_quantiles_in_one_pass_are_the_walked_quantiles(db: psycopg.Connection) -> None:
+    """ltv.sbg_payments_quantiles (and the single-q ltv.sbg_payments_quantile, which is it with one
+    element) against the tail walked in Python, element by element: heavy and light tails, the
+    1200-period cap, repeated and NULL levels, any order."""
+    rows = db.execute(
         """WITH cases AS (
                SELECT a, b, n, array_agg(q ORDER BY i) AS qs
                FROM (VALUES (0.3), (0.8), (1.3), (4.0)) AS a_(a), (VALUES (0.5), (2.5), (9.0), (60.0)) AS b_(b),
@@ -81,18 +94,25 @@ def test_sbg_quantiles_in_one_pass_are_the_single_quantiles(db: psycopg.Connecti
                                             ELSE 1 - (i * 0.0371 + 0.002) END AS q
                              FROM generate_series(1, 26) i) qq
                GROUP BY a, b, n),
-                repeated AS (SELECT a, b, n, qs || ARRAY[qs[3], qs[1], qs[3]] AS qs FROM cases)
-           SELECT count(*) FILTER (WHERE ltv.sbg_payments_quantiles(a, b, n, qs) IS DISTINCT FROM ARRAY(
-                      SELECT ltv.sbg_payments_quantile(a, b, n, q) FROM unnest(qs) WITH ORDINALITY u(q, i) ORDER BY i)),
-                  count(*),
-                  count(*) FILTER (WHERE 1200 = ANY (ltv.sbg_payments_quantiles(a, b, n, qs)))
-           FROM repeated"""
-    ).fetchone()
-    assert cases == 64 and capped > 0
-    assert differ == 0
+                levels AS (SELECT a::float8, b::float8, n, (qs || ARRAY[qs[3], qs[1], qs[3]])::float8[] AS qs
+                           FROM cases)
+           SELECT a, b, n, qs, ltv.sbg_payments_quantiles(a, b, n, qs),
+                  ARRAY(SELECT ltv.sbg_payments_quantile(a, b, n, q) FROM unnest(qs) WITH ORDINALITY u(q, i) ORDER BY i)
+           FROM levels"""
+    ).fetchall()
+    assert len(rows) == 64
+    capped = 0
+    for alpha, beta, paid, qs, got, singles in rows:
+        want = [None if q is None else _sbg_quantile(alpha, beta, paid, q) for q in qs]
+        assert got == want, (alpha, beta, paid)
+        assert singles == want, (alpha, beta, paid)
+        capped += 1200 in want
+    assert capped > 0
     assert db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[NULL]::float8[])").fetchone()[0] == [None]
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         db.execute("SELECT ltv.sbg_payments_quantiles(1, 2, 3, ARRAY[0.5, 1.0])")
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        db.execute("SELECT ltv.sbg_payments_quantile(1, 2, 3, 1.0)")
 
 
 def test_kernel_horizons_in_one_call_are_the_single_calls_in_any_order(db: psycopg.Connection) -> None:

@@ -23,6 +23,8 @@ FROZEN_SQL: list[str] = [
     "functions/refresh_segment_ltv.sql",
     # changed: comments only (which views are kept by their own function)
     "functions/refresh_views.sql",
+    # changed: the single-q sBG quantile is ltv.sbg_payments_quantiles with one element (one loop)
+    "functions/sbg_predictive.sql",
     # changed: PL/pgSQL arithmetic instead of a SQL function planned on every call (the same
     # values, bit for bit) — ltv.customer_ltv makes three calls
     "functions/season_mean.sql",
@@ -58,6 +60,6 @@ def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
     migrations.reinstall_earlier_copies(
         revision,
-        ["functions/formula_ltv.sql", "functions/refresh_views.sql", "functions/season_mean.sql",
-         "functions/score_customers.sql", *EARLIER_VIEWS])
+        ["functions/formula_ltv.sql", "functions/refresh_views.sql", "functions/sbg_predictive.sql",
+         "functions/season_mean.sql", "functions/score_customers.sql", *EARLIER_VIEWS])
     migrations.run_statement("SELECT ltv.apply_grants()")
