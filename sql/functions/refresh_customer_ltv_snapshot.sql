@@ -16,8 +16,7 @@
 -- DELETE + INSERT of every row (twice the time at a million customers) or REFRESH
 -- MATERIALIZED VIEW CONCURRENTLY, which diffs the old and new rows first (three times). New
 -- customers are inserted; rows of customers no longer scored (deleted, or signed up after an
--- earlier as-of) are deleted first: ltv.customer_history scores exactly the customers signed up
--- before the as-of. One transaction: readers see the previous snapshot until commit. The
+-- earlier as-of) are deleted first. One transaction: readers see the previous snapshot until commit. The
 -- registry row is locked first, so concurrent refreshes queue. Records its as-of in
 -- ltv.view_refreshes.last_refreshed_at.
 
@@ -31,16 +30,18 @@ AS $$
 BEGIN
 PERFORM 1 FROM ltv.view_refreshes r WHERE r.view_name = 'customer_ltv_snapshot' FOR UPDATE;
 
+-- the scored rows, read twice below (the rows, their channels' MRR for the formula) and by the
+-- DELETE of the customers no longer scored
+CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
+SELECT * FROM ltv.score_customers(p_as_of);
+
 DELETE FROM ltv.customer_ltv_snapshot_store store
-WHERE NOT EXISTS (SELECT FROM ltv.customers c WHERE c.customer_id = store.customer_id AND c.signed_up_at < p_as_of);
+WHERE NOT EXISTS (SELECT FROM pg_temp.snapshot_scores sc WHERE sc.customer_id = store.customer_id);
 GET DIAGNOSTICS rows_deleted = ROW_COUNT;
 
 MERGE INTO ltv.customer_ltv_snapshot_store store
 USING (
     WITH
-    scores AS MATERIALIZED (   -- read twice: the rows, and their channels' MRR for the formula
-        SELECT * FROM ltv.score_customers(p_as_of)
-    ),
     latest_plan AS (
         SELECT DISTINCT ON (s.customer_id) s.customer_id, s.plan_code, p.tier
         FROM ltv.subscriptions s
@@ -53,7 +54,7 @@ USING (
         FROM (SELECT coalesce(sc.acquisition_channel, 'all') AS channel,
                      count(*) FILTER (WHERE sc.subscription_status = 'active') AS active_customers,
                      coalesce(sum(sc.current_mrr), 0) AS mrr
-              FROM scores sc
+              FROM pg_temp.snapshot_scores sc
               GROUP BY ROLLUP (sc.acquisition_channel)) m
     ),
     channel_formula AS (
@@ -88,7 +89,7 @@ USING (
            sc.sbg_segment,
            sc.bgnbd_segment,
            p_as_of                                 AS as_of
-    FROM scores sc
+    FROM pg_temp.snapshot_scores sc
     JOIN ltv.customers c USING (customer_id)
     LEFT JOIN latest_plan lp USING (customer_id)
     LEFT JOIN channel_formula cf ON cf.acquisition_channel = sc.acquisition_channel
@@ -131,6 +132,7 @@ WHEN NOT MATCHED THEN INSERT VALUES (
     fresh.bgnbd_segment, fresh.as_of);
 GET DIAGNOSTICS rows_written = ROW_COUNT;
 
+DROP TABLE pg_temp.snapshot_scores;
 ANALYZE ltv.customer_ltv_snapshot_store;
 UPDATE ltv.view_refreshes r SET last_refreshed_at = p_as_of WHERE r.view_name = 'customer_ltv_snapshot';
 RETURN NEXT;
