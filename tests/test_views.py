@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import psycopg
+import psycopg.sql
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
@@ -254,6 +255,52 @@ def test_snapshot_is_score_customers_row_for_row(mdb: psycopg.Connection, market
     scored = mdb.execute(f"SELECT {aggregates} FROM ltv.score_customers(%s)", (market.as_of,)).fetchone()
     assert snapshot == scored
     assert snapshot[0] == 2000 and snapshot[1] > 0
+
+
+def test_snapshot_scoring_halves_run_in_parallel_workers(mdb: psycopg.Connection, market: Market) -> None:
+    """The snapshot refresh scores the customers in two halves by id side by side: the query it
+    runs (ltv.score_customer_range twice under UNION ALL) gets a Parallel Append whose workers
+    start and finish — ltv.score_customers sets no parameter there, which a worker may not — and
+    the halves together are ltv.score_customers for everyone, row for row as text."""
+    facts_after = mdb.execute(
+        "SELECT count(*) FROM ltv.customer_stats WHERE last_event_at >= %(t)s OR subscription_started >= %(t)s",
+        {"t": market.as_of},
+    ).fetchone()[0]
+    assert facts_after == 0  # so the fixture's refresh took this path
+    first, last = mdb.execute("SELECT min(customer_id), max(customer_id) FROM ltv.customers").fetchone()
+    halves = psycopg.sql.SQL(
+        "SELECT * FROM ltv.score_customer_range({t}, NULL, {m}) "
+        "UNION ALL SELECT * FROM ltv.score_customer_range({t}, {m} + 1, NULL)"
+    ).format(t=market.as_of, m=first + (last - first) // 2)
+    plan = mdb.execute(psycopg.sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(halves)).fetchone()[0][0]["Plan"]
+    assert plan["Node Type"] == "Gather" and plan["Workers Launched"] >= 1
+    (append,) = plan["Plans"]
+    assert append["Node Type"] == "Append" and append["Parallel Aware"]  # a Parallel Append
+    # each half scored once, by whichever process took it
+    assert [(h["Function Name"], h["Actual Loops"]) for h in append["Plans"]] == [("score_customer_range", 1)] * 2
+    in_halves = mdb.execute(
+        psycopg.sql.SQL("SELECT h::text FROM ({}) h ORDER BY h.customer_id").format(halves)
+    ).fetchall()
+    whole = mdb.execute(
+        "SELECT s::text FROM ltv.score_customers(%s) s ORDER BY s.customer_id", (market.as_of,)
+    ).fetchall()
+    assert len(whole) == 2000 and in_halves == whole
+
+
+def test_customer_history_for_a_range_of_customers(mdb: psycopg.Connection, market: Market) -> None:
+    first = mdb.execute("SELECT min(customer_id) FROM ltv.customers").fetchone()[0]
+    low, high = first + 100, first + 899
+    ranged = mdb.execute(
+        "SELECT h::text FROM ltv.customer_history(%s, NULL, %s, %s) h ORDER BY h.customer_id",
+        (market.as_of, low, high),
+    ).fetchall()
+    filtered = mdb.execute(
+        "SELECT h::text FROM ltv.customer_history(%s) h WHERE h.customer_id BETWEEN %s AND %s ORDER BY h.customer_id",
+        (market.as_of, low, high),
+    ).fetchall()
+    assert len(ranged) == 800 and ranged == filtered
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="one customer or a range"):
+        mdb.execute("SELECT * FROM ltv.customer_history(%s, %s, %s, %s)", (market.as_of, low, low, high))
 
 
 def test_one_customer_is_scored_as_in_everyones_pass(mdb: psycopg.Connection, market: Market) -> None:

@@ -1,6 +1,7 @@
--- ltv.customer_history(cutoff, customer_id): one row per customer who signed up before the
--- cutoff (or just the one), holding everything the models and the LTV figures read, as of the
--- cutoff: only events and subscriptions before it count. Refits, backtests, the LTV scorer and
+-- ltv.customer_history(cutoff, customer_id, from_id, to_id): one row per customer who signed up
+-- before the cutoff (or just the one, or those with ids in [from_id, to_id]), holding everything
+-- the models and the LTV figures read, as of the cutoff: only events and subscriptions before it
+-- count. Refits, backtests, the LTV scorer and
 -- the formula LTV all read this one definition.
 --
 -- One-off purchases (BG/NBD): time 0 is the signup; x = number of UTC days with a one-off
@@ -21,7 +22,8 @@
 -- the month: seconds instead of a pass over every event); otherwise — a backtest's cutoff months
 -- back — one pass over the raw tables (ltv.customer_facts).
 
-CREATE OR REPLACE FUNCTION ltv.customer_history(p_cutoff timestamptz, p_customer_id bigint DEFAULT NULL)
+CREATE OR REPLACE FUNCTION ltv.customer_history(p_cutoff timestamptz, p_customer_id bigint DEFAULT NULL,
+                                                p_from_id bigint DEFAULT NULL, p_to_id bigint DEFAULT NULL)
 RETURNS TABLE (
     customer_id          bigint,
     vendor_category      text,
@@ -46,13 +48,13 @@ RETURNS TABLE (
     period_amount        numeric,
     current_mrr          numeric
 )
-LANGUAGE sql STABLE  -- not parallel safe: ltv.customer_history_via sets plan_cache_mode
+LANGUAGE sql STABLE  -- not parallel safe in general, as ltv.customer_history_via (see there)
 SET search_path = pg_catalog, ltv
 AS $$
 -- a past cutoff for everyone: NULL, customer_history_via chooses by the share active since
 SELECT * FROM ltv.customer_history_via(
-    p_cutoff, p_customer_id, CASE WHEN p_customer_id IS NOT NULL OR p_cutoff >= now() THEN true END)
+    p_cutoff, p_customer_id, CASE WHEN p_customer_id IS NOT NULL OR p_cutoff >= now() THEN true END, p_from_id, p_to_id)
 $$;
 
-COMMENT ON FUNCTION ltv.customer_history(timestamptz, bigint) IS
+COMMENT ON FUNCTION ltv.customer_history(timestamptz, bigint, bigint, bigint) IS
     'Per-customer model inputs and money to date as of a cutoff (events before it only); from the live statistics for now, else the raw tables';

@@ -1,5 +1,6 @@
--- ltv.customer_history_via(cutoff, customer_id, live): the rows of ltv.customer_history (see
--- there for every column), derived from per-customer facts by one query whichever way the facts
+-- ltv.customer_history_via(cutoff, customer_id, live, from_id, to_id): the rows of
+-- ltv.customer_history (see there for every column; one customer, the customers with ids in
+-- [from_id, to_id], or everyone), derived from per-customer facts by one query whichever way the facts
 -- are obtained:
 --   live = false  ltv.customer_facts(cutoff) — the raw tables, events before the cutoff only;
 --   live = true   ltv.customer_stats — the live statistics, i.e. the facts of everything
@@ -16,7 +17,8 @@
 -- from signup, mean one-off spend per purchase day, margins from settings, the billing
 -- interval from plans, the subscription status at the cutoff and current MRR.
 
-CREATE OR REPLACE FUNCTION ltv.customer_history_via(p_cutoff timestamptz, p_customer_id bigint, p_live boolean)
+CREATE OR REPLACE FUNCTION ltv.customer_history_via(p_cutoff timestamptz, p_customer_id bigint, p_live boolean,
+                                                    p_from_id bigint DEFAULT NULL, p_to_id bigint DEFAULT NULL)
 RETURNS TABLE (
     customer_id          bigint,
     vendor_category      text,
@@ -41,23 +43,32 @@ RETURNS TABLE (
     period_amount        numeric,
     current_mrr          numeric
 )
-LANGUAGE plpgsql STABLE  -- not parallel safe: sets plan_cache_mode per call
+LANGUAGE plpgsql STABLE
+-- Not parallel safe in general: one customer sets plan_cache_mode, and customers needing the raw
+-- tables call ltv.customer_facts, which sets enable_nestloop — both refused inside a parallel
+-- query. A range of customers with no facts dated at or after the cutoff only reads (what
+-- ltv.score_customers_in_parallel relies on).
 SET search_path = pg_catalog, ltv
-SET plan_cache_mode = auto  -- set per call below; restored on return
+SET plan_cache_mode = force_custom_plan  -- many customers; one customer sets its own below
 AS $$
 #variable_conflict use_column
 DECLARE
-    -- the customers wanted, as a primary-key range (one customer, or everyone)
-    v_from    bigint := coalesce(p_customer_id, -9223372036854775808);
-    v_to      bigint := coalesce(p_customer_id, 9223372036854775807);
+    -- the customers wanted, as a primary-key range (one customer, a range, or everyone)
+    v_from    bigint := coalesce(p_customer_id, p_from_id, -9223372036854775808);
+    v_to      bigint := coalesce(p_customer_id, p_to_id, 9223372036854775807);
     v_raw_ids bigint[];  -- customers whose facts come from the raw tables (NULL = everyone)
     v_known   bigint;    -- customers with live statistics
 BEGIN
+IF p_customer_id IS NOT NULL AND (p_from_id IS NOT NULL OR p_to_id IS NOT NULL) THEN
+    RAISE EXCEPTION 'ltv.customer_history_via: give one customer or a range of customers, not both'
+        USING ERRCODE = 'invalid_parameter_value';
+END IF;
 -- One customer (ltv.customer_ltv, a few milliseconds): the plans made once per session, every
--- scan a primary-key lookup. Everyone (refits, the LTV snapshot): planned for the call, so the
--- branch of `facts` not used folds away and the scans are sequential.
-PERFORM set_config('plan_cache_mode',
-                   CASE WHEN p_customer_id IS NULL THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true);
+-- scan a primary-key lookup. Many (refits, the LTV snapshot): planned for the call (the SET
+-- clause), so the branch of `facts` not used folds away and the scans are sequential.
+IF p_customer_id IS NOT NULL THEN
+    PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
+END IF;
 IF p_live IS NOT FALSE THEN
     SELECT coalesce(array_agg(s.customer_id) FILTER (WHERE s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff),
                     '{}'),
@@ -129,5 +140,5 @@ WHERE c.signed_up_at < p_cutoff
 END;
 $$;
 
-COMMENT ON FUNCTION ltv.customer_history_via(timestamptz, bigint, boolean) IS
+COMMENT ON FUNCTION ltv.customer_history_via(timestamptz, bigint, boolean, bigint, bigint) IS
     'ltv.customer_history rows derived from the live statistics (live = true, exact at any cutoff) or from the raw tables (false)';

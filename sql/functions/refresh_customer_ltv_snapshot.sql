@@ -26,14 +26,31 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, ltv
 SET work_mem = '256MB'
 SET enable_nestloop = off  -- whole populations through CTEs estimated at a few rows
+SET enable_mergejoin = off -- ... and the million scored rows hashed, not sorted, to join the channels' formula
 AS $$
+DECLARE
+    v_first_id bigint;
+    v_last_id  bigint;
 BEGIN
 PERFORM 1 FROM ltv.view_refreshes r WHERE r.view_name = 'customer_ltv_snapshot' FOR UPDATE;
 
--- the scored rows, read twice below (the rows, their channels' MRR for the formula) and by the
--- DELETE of the customers no longer scored
-CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
-SELECT * FROM ltv.score_customers(p_as_of);
+-- The scored rows, read twice below (the rows, their channels' MRR for the formula) and by the
+-- DELETE of the customers no longer scored. Scoring is most of the refresh and one core's work
+-- per call, so the customers are scored in two halves by id, each in a parallel worker
+-- (Parallel Append; the leader writes the rows) — unless a customer has an event or
+-- subscription dated at or after the as-of: those are recomputed from the raw tables, which a
+-- parallel worker cannot do (ltv.score_customer_range). Without free workers the halves run one
+-- after the other. The same rows every way.
+SELECT min(c.customer_id), max(c.customer_id) INTO v_first_id, v_last_id FROM ltv.customers c;
+IF NOT EXISTS (SELECT FROM ltv.customer_stats s WHERE s.last_event_at >= p_as_of OR s.subscription_started >= p_as_of) THEN
+    CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
+    SELECT * FROM ltv.score_customer_range(p_as_of, NULL, v_first_id + (v_last_id - v_first_id) / 2)
+    UNION ALL
+    SELECT * FROM ltv.score_customer_range(p_as_of, v_first_id + (v_last_id - v_first_id) / 2 + 1, NULL);
+ELSE
+    CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS
+    SELECT * FROM ltv.score_customers(p_as_of);
+END IF;
 
 DELETE FROM ltv.customer_ltv_snapshot_store store
 WHERE NOT EXISTS (SELECT FROM pg_temp.snapshot_scores sc WHERE sc.customer_id = store.customer_id);

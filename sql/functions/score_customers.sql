@@ -1,5 +1,6 @@
--- ltv.score_customers(as_of, fit_ids, customer_id): the LTV of every customer (or one) as of a
--- moment, from ltv.customer_history and a set of fits — the active ones by default, or the
+-- ltv.score_customers(as_of, fit_ids, customer_id, from_id, to_id): the LTV of every customer (or
+-- one, or those with ids in [from_id, to_id]) as of a moment, from ltv.customer_history and a set
+-- of fits — the active ones by default, or the
 -- fits named by p_fit_ids (a backtest's). Every LTV figure in ltv_db comes from here.
 --
 -- All money in base-currency major units; values are gross margin (revenue × settings margin).
@@ -42,25 +43,29 @@
 CREATE OR REPLACE FUNCTION ltv.score_customers(
     p_as_of       timestamptz DEFAULT now(),
     p_fit_ids     bigint[]    DEFAULT NULL,
-    p_customer_id bigint      DEFAULT NULL)
+    p_customer_id bigint      DEFAULT NULL,
+    p_from_id     bigint      DEFAULT NULL,
+    p_to_id       bigint      DEFAULT NULL)
 RETURNS SETOF ltv.customer_ltv_result
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE  -- not parallel safe in general: see ltv.score_customers_in_parallel
 SET search_path = pg_catalog, ltv
 SET jit = off
-SET plan_cache_mode = auto  -- the next three are set per call below; restored on return
-SET enable_nestloop = on
-SET work_mem = '64MB'
+-- Many customers: planned for the call, without nested loops — the CTEs over
+-- ltv.customer_history are estimated at 1-1,000 rows, and a nested loop over ~700,000 distinct
+-- inputs at a million customers did not finish in 4 minutes — and with memory for its hash
+-- tables of a million rows. SET clauses, not set_config, so that a parallel worker may run it.
+SET plan_cache_mode = force_custom_plan
+SET enable_nestloop = off
+SET work_mem = '256MB'
 AS $$
 BEGIN
 -- One customer (ltv.customer_ltv): the plan made once per session (planning this query costs
--- ~6 ms, more than running it for one customer). Everyone: planned for the call, without
--- nested loops — the CTEs over ltv.customer_history are estimated at 1-1,000 rows, and a
--- nested loop over ~700,000 distinct inputs at a million customers did not finish in 4 minutes
--- — and with memory for its hash tables of a million rows.
-PERFORM set_config('plan_cache_mode',
-                   CASE WHEN p_customer_id IS NULL THEN 'force_custom_plan' ELSE 'force_generic_plan' END, true);
-PERFORM set_config('enable_nestloop', CASE WHEN p_customer_id IS NULL THEN 'off' ELSE 'on' END, true);
-PERFORM set_config('work_mem', CASE WHEN p_customer_id IS NULL THEN '256MB' ELSE '4MB' END, true);
+-- ~6 ms, more than running it for one customer); restored on return by the SET clauses.
+IF p_customer_id IS NOT NULL THEN
+    PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
+    PERFORM set_config('enable_nestloop', 'on', true);
+    PERFORM set_config('work_mem', '4MB', true);
+END IF;
 RETURN QUERY
 WITH
 settings AS (
@@ -119,7 +124,7 @@ scored AS (
            CASE WHEN f.gg_p IS NULL THEN NULL
                 WHEN h.x = 0 THEN f.gg_population_mean
                 ELSE f.gg_p * (f.gg_v + h.x * coalesce(h.mean_one_off, 0)) / (f.gg_p * h.x + f.gg_q - 1) END AS spend
-    FROM ltv.customer_history(p_as_of, p_customer_id) h
+    FROM ltv.customer_history(p_as_of, p_customer_id, p_from_id, p_to_id) h
     CROSS JOIN settings s
     LEFT JOIN fits f
       ON f.vendor_category = h.vendor_category AND coalesce(f.billing_interval, '') = coalesce(h.billing_interval, '')
@@ -300,5 +305,5 @@ FROM customer_money m;
 END;
 $$;
 
-COMMENT ON FUNCTION ltv.score_customers(timestamptz, bigint[], bigint) IS
+COMMENT ON FUNCTION ltv.score_customers(timestamptz, bigint[], bigint, bigint, bigint) IS
     'LTV of every customer (or one) as of a moment: realised margin + sBG recurring + BG/NBD×Gamma-Gamma one-off, with an 80% interval';
