@@ -1,7 +1,7 @@
 -- ltv.customer_history_via(cutoff, customer_id, live, from_id, to_id): the rows of
 -- ltv.customer_history (see there for every column; one customer, the customers with ids in
--- [from_id, to_id], or everyone), derived from per-customer facts by one query whichever way the facts
--- are obtained:
+-- [from_id, to_id], or everyone), derived from per-customer facts by one query whichever way
+-- the facts are obtained:
 --   live = false  ltv.customer_facts(cutoff) — the raw tables, events before the cutoff only;
 --   live = true   ltv.customer_stats — the live statistics, i.e. the facts of everything
 --                 recorded. A live row equals the facts as of the cutoff unless the customer
@@ -47,7 +47,7 @@ LANGUAGE plpgsql STABLE
 -- Not parallel safe in general: one customer sets plan_cache_mode, and customers needing the raw
 -- tables call ltv.customer_facts, which sets enable_nestloop — both refused inside a parallel
 -- query. A range of customers with no facts dated at or after the cutoff only reads (what
--- ltv.score_customers_in_parallel relies on).
+-- ltv.score_customer_range relies on).
 SET search_path = pg_catalog, ltv
 SET plan_cache_mode = force_custom_plan  -- many customers; one customer sets its own below
 AS $$

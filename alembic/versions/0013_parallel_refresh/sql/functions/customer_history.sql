@@ -1,8 +1,7 @@
 -- ltv.customer_history(cutoff, customer_id, from_id, to_id): one row per customer who signed up
 -- before the cutoff (or just the one, or those with ids in [from_id, to_id]), holding everything
 -- the models and the LTV figures read, as of the cutoff: only events and subscriptions before it
--- count. Refits, backtests, the LTV scorer and
--- the formula LTV all read this one definition.
+-- count. Refits, backtests, the LTV scorer and the formula LTV all read this one definition.
 --
 -- One-off purchases (BG/NBD): time 0 is the signup; x = number of UTC days with a one-off
 -- purchase (same-day purchases are one transaction), t_x = months from signup to the last of

@@ -6,7 +6,7 @@
 -- Speed, at a million customers (~325,000 segments, most of them in the full breakdown):
 --   * every figure of every segment comes from one GROUP BY GROUPING SETS with percentile_cont —
 --     the full breakdown is one more grouping set. PostgreSQL sorts the customers once per chain
---     of grouping sets sharing a sort order (seven sorts), and percentile_cont sorts each
+--     of grouping sets sharing a sort order (six sorts), and percentile_cont sorts each
 --     segment's few values on its own: 2 s for the full breakdown's 318,000 segments, a third of
 --     the one ordered pass over ranks by window functions that 0012 used;
 --   * the rows are updated in place by one MERGE (heap-only updates: the store keeps free space

@@ -1,7 +1,7 @@
 -- ltv.score_customers(as_of, fit_ids, customer_id, from_id, to_id): the LTV of every customer (or
 -- one, or those with ids in [from_id, to_id]) as of a moment, from ltv.customer_history and a set
--- of fits — the active ones by default, or the
--- fits named by p_fit_ids (a backtest's). Every LTV figure in ltv_db comes from here.
+-- of fits — the active ones by default, or the fits named by p_fit_ids (a backtest's). Every LTV
+-- figure in ltv_db comes from here.
 --
 -- All money in base-currency major units; values are gross margin (revenue × settings margin).
 --   realised_margin      margin on net revenue to date (recurring and one-off margins apart)
@@ -47,7 +47,7 @@ CREATE OR REPLACE FUNCTION ltv.score_customers(
     p_from_id     bigint      DEFAULT NULL,
     p_to_id       bigint      DEFAULT NULL)
 RETURNS SETOF ltv.customer_ltv_result
-LANGUAGE plpgsql STABLE  -- not parallel safe in general: see ltv.score_customers_in_parallel
+LANGUAGE plpgsql STABLE  -- not parallel safe in general: see ltv.score_customer_range
 SET search_path = pg_catalog, ltv
 SET jit = off
 -- Many customers: planned for the call, without nested loops — the CTEs over
