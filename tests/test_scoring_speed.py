@@ -49,6 +49,27 @@ def test_quantile_steps_refuse_bad_input(db: psycopg.Connection, q: float, max_m
         db.execute("SELECT ltv.poisson_quantile_steps(%s, %s)", (q, max_mean))
 
 
+def test_facts_dated_from_is_inlined_and_never_null(db: psycopg.Connection) -> None:
+    """The one rule for "its facts as of the cutoff come from the raw tables", which
+    customer_history_via applies to a million statistics rows and the snapshot refresh checks
+    before scoring in parallel: inlined into the scan (no call per row), and NULL dates — no
+    event, no subscription — are never at or after the cutoff."""
+    assert db.execute("SELECT proconfig FROM pg_proc WHERE oid = 'ltv.facts_dated_from'::regproc").fetchone()[0] is None
+    plan = db.execute(
+        "EXPLAIN (VERBOSE, COSTS OFF) SELECT customer_id FROM ltv.customer_stats s "
+        "WHERE ltv.facts_dated_from(s.last_event_at, s.subscription_started, now())"
+    ).fetchall()
+    output = " ".join(line for (line,) in plan)
+    assert "facts_dated_from" not in output and "last_event_at >=" in output  # the body, not a call
+    cutoff = datetime(2026, 6, 1, tzinfo=UTC)
+    before, at = datetime(2026, 5, 31, tzinfo=UTC), cutoff
+    cases = [((None, None), False), ((before, None), False), ((None, before), False), ((before, before), False),
+             ((at, None), True), ((None, at), True), ((before, at), True), ((at, before), True)]
+    for (last_event, started), want in cases:
+        got = db.execute("SELECT ltv.facts_dated_from(%s, %s, %s)", (last_event, started, cutoff)).fetchone()[0]
+        assert got is want, (last_event, started)
+
+
 def test_months_between_is_inlined_and_search_path_proof(db: psycopg.Connection) -> None:
     config = db.execute("SELECT proconfig FROM pg_proc WHERE oid = 'ltv.months_between'::regproc").fetchone()[0]
     assert config is None

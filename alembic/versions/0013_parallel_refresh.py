@@ -13,6 +13,9 @@ branch_labels = None
 depends_on = None
 
 FROZEN_SQL: list[str] = [
+    # new: the one rule for a customer whose facts as of a cutoff come from the raw tables, which
+    # customer_history_via applies and the snapshot refresh checks before scoring in parallel
+    "functions/facts_dated_from.sql",
     # changed: an optional range of customer ids (one customer, a range, or everyone); the plan
     # mode for many customers a SET clause, so a parallel worker may run it for a range
     "functions/customer_history_via.sql",

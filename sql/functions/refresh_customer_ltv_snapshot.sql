@@ -38,11 +38,11 @@ PERFORM 1 FROM ltv.view_refreshes r WHERE r.view_name = 'customer_ltv_snapshot' 
 -- DELETE of the customers no longer scored. Scoring is most of the refresh and one core's work
 -- per call, so the customers are scored in two halves by id, each in a parallel worker
 -- (Parallel Append; the leader writes the rows) — unless a customer has an event or
--- subscription dated at or after the as-of: those are recomputed from the raw tables, which a
--- parallel worker cannot do (ltv.score_customer_range). Without free workers the halves run one
+-- subscription dated at or after the as-of (ltv.facts_dated_from): those are recomputed from the
+-- raw tables, which a parallel worker cannot do (ltv.score_customer_range). Without free workers the halves run one
 -- after the other. The same rows every way.
 SELECT min(c.customer_id), max(c.customer_id) INTO v_first_id, v_last_id FROM ltv.customers c;
-IF NOT EXISTS (SELECT FROM ltv.customer_stats s WHERE s.last_event_at >= p_as_of OR s.subscription_started >= p_as_of) THEN
+IF NOT EXISTS (SELECT FROM ltv.customer_stats s WHERE ltv.facts_dated_from(s.last_event_at, s.subscription_started, p_as_of)) THEN
     CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
     SELECT * FROM ltv.score_customer_range(p_as_of, NULL, v_first_id + (v_last_id - v_first_id) / 2)
     UNION ALL

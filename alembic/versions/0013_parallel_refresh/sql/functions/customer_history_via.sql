@@ -70,7 +70,7 @@ IF p_customer_id IS NOT NULL THEN
     PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
 END IF;
 IF p_live IS NOT FALSE THEN
-    SELECT coalesce(array_agg(s.customer_id) FILTER (WHERE s.last_event_at >= p_cutoff OR s.subscription_started >= p_cutoff),
+    SELECT coalesce(array_agg(s.customer_id) FILTER (WHERE ltv.facts_dated_from(s.last_event_at, s.subscription_started, p_cutoff)),
                     '{}'),
            count(*)
     INTO v_raw_ids, v_known
@@ -96,8 +96,7 @@ facts AS (
     FROM ltv.customer_stats s
     WHERE p_live
       AND s.customer_id BETWEEN v_from AND v_to
-      AND coalesce(s.last_event_at < p_cutoff, true)
-      AND coalesce(s.subscription_started < p_cutoff, true)
+      AND NOT ltv.facts_dated_from(s.last_event_at, s.subscription_started, p_cutoff)
     UNION ALL
     SELECT f.*
     FROM ltv.customer_facts(p_cutoff, v_raw_ids) f
