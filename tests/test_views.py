@@ -261,7 +261,9 @@ def test_snapshot_scoring_halves_run_in_parallel_workers(mdb: psycopg.Connection
     """The snapshot refresh scores the customers in two halves by id side by side: the query it
     runs (ltv.score_customer_range twice under UNION ALL) gets a Parallel Append whose workers
     start and finish — ltv.score_customers sets no parameter there, which a worker may not — and
-    the halves together are ltv.score_customers for everyone, row for row as text."""
+    the halves together are ltv.score_customers for everyone, row for row as text, with each
+    customer's reference and region from ltv.customers and the plan of the latest subscription
+    started before the as-of (ties to the higher id), looked up here by a query of its own."""
     facts_after = mdb.execute(
         "SELECT count(*) FROM ltv.customer_stats WHERE last_event_at >= %(t)s OR subscription_started >= %(t)s",
         {"t": market.as_of},
@@ -278,13 +280,55 @@ def test_snapshot_scoring_halves_run_in_parallel_workers(mdb: psycopg.Connection
     assert append["Node Type"] == "Append" and append["Parallel Aware"]  # a Parallel Append
     # each half scored once, by whichever process took it
     assert [(h["Function Name"], h["Actual Loops"]) for h in append["Plans"]] == [("score_customer_range", 1)] * 2
+    score_columns = psycopg.sql.SQL(", ").join(
+        psycopg.sql.Identifier("h", name)
+        for (name,) in mdb.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'ltv.customer_ltv_result'::regclass "
+            "AND attnum > 0 ORDER BY attnum"
+        )
+    )
     in_halves = mdb.execute(
-        psycopg.sql.SQL("SELECT h::text FROM ({}) h ORDER BY h.customer_id").format(halves)
+        psycopg.sql.SQL(
+            "SELECT ROW({})::ltv.customer_ltv_result::text, h.customer_ref, h.region, h.plan_code, h.plan_tier "
+            "FROM ({}) h ORDER BY h.customer_id"
+        ).format(score_columns, halves)
     ).fetchall()
     whole = mdb.execute(
-        "SELECT s::text FROM ltv.score_customers(%s) s ORDER BY s.customer_id", (market.as_of,)
+        """SELECT s::text, c.customer_ref, c.region, lp.plan_code, lp.tier
+           FROM ltv.score_customers(%(t)s) s
+           JOIN ltv.customers c USING (customer_id)
+           LEFT JOIN (SELECT DISTINCT ON (customer_id) customer_id, plan_code, tier
+                      FROM ltv.subscriptions JOIN ltv.plans USING (plan_code)
+                      WHERE started_at < %(t)s
+                      ORDER BY customer_id, started_at DESC, subscription_id DESC) lp USING (customer_id)
+           ORDER BY s.customer_id""",
+        {"t": market.as_of},
     ).fetchall()
     assert len(whole) == 2000 and in_halves == whole
+    assert sum(row[3] is not None for row in whole) > 500  # subscribers among them, with their plans
+
+
+def test_segment_figures_run_in_two_parallel_parts(mdb: psycopg.Connection) -> None:
+    """The segment refresh reads ltv.segment_figures for its two parts of the grouping sets side
+    by side: a Parallel Append whose workers start and finish, each part run once; the parts
+    together have every level exactly once, each segment of the view exactly once."""
+    parts = "SELECT * FROM ltv.segment_figures(1) UNION ALL SELECT * FROM ltv.segment_figures(2)"
+    plan = mdb.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {parts}").fetchone()[0][0]["Plan"]
+    assert plan["Node Type"] == "Gather" and plan["Workers Launched"] >= 1
+    (append,) = plan["Plans"]
+    assert append["Node Type"] == "Append" and append["Parallel Aware"]
+    assert [(p["Function Name"], p["Actual Loops"]) for p in append["Plans"]] == [("segment_figures", 1)] * 2
+    levels = [
+        {level for (level,) in mdb.execute("SELECT DISTINCT grouping_level FROM ltv.segment_figures(%s)", (part,))}
+        for part in (1, 2)
+    ]
+    assert levels[0] | levels[1] == SEGMENT_LEVELS and not levels[0] & levels[1]
+    key = "grouping_level, vendor_category, country, plan_tier, billing_interval, acquisition_channel, signup_month"
+    figures = mdb.execute(f"SELECT {key}, customers, round(total_ltv, 2) FROM ({parts}) f ORDER BY 1, 2, 3, 4, 5, 6, 7")
+    view = mdb.execute(f"SELECT {key}, customers, total_ltv FROM ltv.segment_ltv ORDER BY 1, 2, 3, 4, 5, 6, 7")
+    assert figures.fetchall() == view.fetchall()
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="part must be 1 or 2"):
+        mdb.execute("SELECT * FROM ltv.segment_figures(3)")
 
 
 def test_customer_history_for_a_range_of_customers(mdb: psycopg.Connection, market: Market) -> None:

@@ -37,8 +37,11 @@ settings AS (
 trailing_months AS MATERIALIZED (  -- six rows (the planner knows: integer generate_series), computed once
     SELECT back.months AS bit,
            (m AT TIME ZONE 'UTC') AS month_start,
-           ((m + interval '1 month') AT TIME ZONE 'UTC') AS month_end
+           -- the month's end + the grace days: when a customer active at its start must still be
+           -- active not to count as churned (computed here, not per subscription and month)
+           ((m + interval '1 month') AT TIME ZONE 'UTC') + make_interval(days => st.churn_grace_days) AS churn_checked_at
     FROM generate_series(1, 6) AS back(months)
+    CROSS JOIN settings st
     CROSS JOIN LATERAL (SELECT date_trunc('month', p_as_of AT TIME ZONE 'UTC') - make_interval(months => back.months)) AS start(m)
 ),
 window_subscriptions AS ( -- those that can meet a month below (its join condition implies this)
@@ -54,12 +57,11 @@ customer_months AS (      -- per customer, one bit per trailing month: active at
     SELECT s.customer_id,
            bit_or(CASE WHEN s.started_at <= tm.month_start AND (s.ended_at IS NULL OR s.ended_at > tm.month_start)
                        THEN 1 << tm.bit ELSE 0 END) AS active_at_start,
-           bit_or(CASE WHEN s.started_at <= tm.month_end + make_interval(days => st.churn_grace_days)
-                            AND (s.ended_at IS NULL OR s.ended_at > tm.month_end + make_interval(days => st.churn_grace_days))
+           bit_or(CASE WHEN s.started_at <= tm.churn_checked_at
+                            AND (s.ended_at IS NULL OR s.ended_at > tm.churn_checked_at)
                        THEN 1 << tm.bit ELSE 0 END) AS active_after
     FROM trailing_months tm
-    CROSS JOIN settings st
-    JOIN window_subscriptions s ON s.started_at <= tm.month_end + make_interval(days => st.churn_grace_days)
+    JOIN window_subscriptions s ON s.started_at <= tm.churn_checked_at
                                AND (s.ended_at IS NULL OR s.ended_at > tm.month_start)
     GROUP BY s.customer_id
 ),

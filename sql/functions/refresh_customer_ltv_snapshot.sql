@@ -6,9 +6,9 @@
 -- channel formula LTV is ltv.formula_ltv's definition (ltv.formula_ltv_from) fed with the
 -- active subscribers and MRR of the scored rows themselves, which are ltv.customer_history's —
 -- the same figures ltv.formula_ltv(as_of) reads, without reading every customer's history a
--- second time. The only lookup of our own is the plan code and tier of the customer's latest
--- subscription, chosen by the same rule as ltv.customer_history (latest started before as-of,
--- ties to the higher subscription_id).
+-- second time. Beside the scores the snapshot shows the customer's reference and region and the
+-- plan code and tier of the subscription ltv.customer_history scored (the latest started before
+-- the as-of, ties to the higher subscription_id), looked up with the scoring.
 --
 -- Every row changes on every refresh (the customers' ages move with the clock). The rows are
 -- updated in place by one MERGE — the store keeps free space in every page (fillfactor) and no
@@ -16,8 +16,8 @@
 -- DELETE + INSERT of every row (twice the time at a million customers) or REFRESH
 -- MATERIALIZED VIEW CONCURRENTLY, which diffs the old and new rows first (three times). New
 -- customers are inserted; rows of customers no longer scored (deleted, or signed up after an
--- earlier as-of) are deleted first. One transaction: readers see the previous snapshot until commit. The
--- registry row is locked first, so concurrent refreshes queue. Records its as-of in
+-- earlier as-of) are deleted first. One transaction: readers see the previous snapshot until
+-- commit. The registry row is locked first, so concurrent refreshes queue. Records its as-of in
 -- ltv.view_refreshes.last_refreshed_at.
 
 CREATE OR REPLACE FUNCTION ltv.refresh_customer_ltv_snapshot(p_as_of timestamptz DEFAULT now())
@@ -37,10 +37,11 @@ PERFORM 1 FROM ltv.view_refreshes r WHERE r.view_name = 'customer_ltv_snapshot' 
 -- The scored rows, read twice below (the rows, their channels' MRR for the formula) and by the
 -- DELETE of the customers no longer scored. Scoring is most of the refresh and one core's work
 -- per call, so the customers are scored in two halves by id, each in a parallel worker
--- (Parallel Append; the leader writes the rows) — unless a customer has an event or
--- subscription dated at or after the as-of (ltv.facts_dated_from): those are recomputed from the
--- raw tables, which a parallel worker cannot do (ltv.score_customer_range). Without free workers the halves run one
--- after the other. The same rows every way.
+-- (Parallel Append; the leader writes the rows) with their reference, region and plan — unless
+-- a customer has an event or subscription dated at or after the as-of (ltv.facts_dated_from):
+-- those are recomputed from the raw tables, which a parallel worker cannot do
+-- (ltv.score_customer_range). Without free workers the halves run one after the other. The same
+-- rows every way.
 SELECT min(c.customer_id), max(c.customer_id) INTO v_first_id, v_last_id FROM ltv.customers c;
 IF NOT EXISTS (SELECT FROM ltv.customer_stats s WHERE ltv.facts_dated_from(s.last_event_at, s.subscription_started, p_as_of)) THEN
     CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
@@ -48,8 +49,20 @@ IF NOT EXISTS (SELECT FROM ltv.customer_stats s WHERE ltv.facts_dated_from(s.las
     UNION ALL
     SELECT * FROM ltv.score_customer_range(p_as_of, v_first_id + (v_last_id - v_first_id) / 2 + 1, NULL);
 ELSE
+    -- the plan of the latest subscription started before the as-of, by ltv.customer_history's
+    -- rule (ties to the higher subscription_id): the one it scored
     CREATE TEMP TABLE snapshot_scores ON COMMIT DROP AS
-    SELECT * FROM ltv.score_customers(p_as_of);
+    WITH latest_plan AS (
+        SELECT DISTINCT ON (s.customer_id) s.customer_id, s.plan_code, p.tier
+        FROM ltv.subscriptions s
+        JOIN ltv.plans p USING (plan_code)
+        WHERE s.started_at < p_as_of
+        ORDER BY s.customer_id, s.started_at DESC, s.subscription_id DESC
+    )
+    SELECT sc.*, c.customer_ref, c.region, lp.plan_code, lp.tier AS plan_tier
+    FROM ltv.score_customers(p_as_of) sc
+    JOIN ltv.customers c USING (customer_id)
+    LEFT JOIN latest_plan lp USING (customer_id);
 END IF;
 
 DELETE FROM ltv.customer_ltv_snapshot_store store
@@ -59,13 +72,6 @@ GET DIAGNOSTICS rows_deleted = ROW_COUNT;
 MERGE INTO ltv.customer_ltv_snapshot_store store
 USING (
     WITH
-    latest_plan AS (
-        SELECT DISTINCT ON (s.customer_id) s.customer_id, s.plan_code, p.tier
-        FROM ltv.subscriptions s
-        JOIN ltv.plans p USING (plan_code)
-        WHERE s.started_at < p_as_of
-        ORDER BY s.customer_id, s.started_at DESC, s.subscription_id DESC
-    ),
     channel_mrr AS (
         SELECT array_agg(m.channel) AS channels, array_agg(m.active_customers) AS active, array_agg(m.mrr) AS mrr
         FROM (SELECT coalesce(sc.acquisition_channel, 'all') AS channel,
@@ -80,15 +86,15 @@ USING (
         CROSS JOIN LATERAL ltv.formula_ltv_from(p_as_of, m.channels, m.active, m.mrr) f
     )
     SELECT sc.customer_id,
-           c.customer_ref,
+           sc.customer_ref,
            sc.vendor_category,
            sc.country,
-           c.region,
+           sc.region,
            sc.acquisition_channel,
            sc.signed_up_at,
            date_trunc('month', sc.signed_up_at AT TIME ZONE 'UTC')::date AS signup_month,
-           lp.plan_code,
-           coalesce(lp.tier, 'none')               AS plan_tier,
+           sc.plan_code,
+           coalesce(sc.plan_tier, 'none')          AS plan_tier,
            coalesce(sc.billing_interval, 'none')   AS billing_interval,
            sc.subscription_status,
            sc.net_revenue,
@@ -107,8 +113,6 @@ USING (
            sc.bgnbd_segment,
            p_as_of                                 AS as_of
     FROM pg_temp.snapshot_scores sc
-    JOIN ltv.customers c USING (customer_id)
-    LEFT JOIN latest_plan lp USING (customer_id)
     LEFT JOIN channel_formula cf ON cf.acquisition_channel = sc.acquisition_channel
 ) fresh
 ON store.customer_id = fresh.customer_id

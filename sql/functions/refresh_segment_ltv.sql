@@ -4,11 +4,8 @@
 -- view's comments (sql/views/segment_ltv.sql).
 --
 -- Speed, at a million customers (~325,000 segments, most of them in the full breakdown):
---   * every figure of every segment comes from one GROUP BY GROUPING SETS with percentile_cont —
---     the full breakdown is one more grouping set. PostgreSQL sorts the customers once per chain
---     of grouping sets sharing a sort order (six sorts), and percentile_cont sorts each
---     segment's few values on its own: 2 s for the full breakdown's 318,000 segments, a third of
---     the one ordered pass over ranks by window functions that 0012 used;
+--   * the sums, counts and percentiles of every segment come from ltv.segment_figures, whose
+--     two parts (of the grouping sets) run side by side in parallel workers — see there;
 --   * the rows are updated in place by one MERGE (heap-only updates: the store keeps free space
 --     in its pages and no indexed column changes), segments that no longer exist deleted
 --     first — every figure moves on every refresh, and REFRESH MATERIALIZED VIEW CONCURRENTLY
@@ -21,73 +18,14 @@ RETURNS TABLE (rows_deleted bigint, rows_written bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, ltv
 SET work_mem = '256MB'
-SET enable_nestloop = off  -- whole populations through CTEs estimated at a few rows
-SET enable_mergejoin = off -- the store matched on seven text keys: hashed, not both sides sorted
+SET enable_nestloop = off  -- the store matched on seven text keys: hashed, not in loops
+SET enable_mergejoin = off -- ... nor both sides sorted
 AS $$
 BEGIN
 PERFORM 1 FROM ltv.view_refreshes r WHERE r.view_name = 'segment_ltv' FOR UPDATE;
 
 CREATE TEMP TABLE segment_fresh ON COMMIT DROP AS  -- dropped below: a caller may refresh twice
-WITH
-settings AS (
-    SELECT margin_subscription FROM ltv.settings
-),
-channel_month_cac AS (
-    SELECT u.acquisition_channel, u.signup_month,
-           CASE WHEN u.spend_unconverted THEN NULL ELSE coalesce(u.cac, 0) END AS cac
-    FROM ltv.unit_economics u
-    WHERE u.acquisition_channel <> 'all' AND u.period <> 'all'
-),
-customer_values AS (
-    SELECT s.vendor_category, s.country, s.plan_tier, s.billing_interval, s.acquisition_channel,
-           s.signup_month, s.total_ltv, s.total_ltv::float8 AS ltv, s.current_mrr,
-           s.subscription_status = 'active' AS is_active,
-           c.cac
-    FROM ltv.customer_ltv_snapshot s
-    LEFT JOIN channel_month_cac c USING (acquisition_channel, signup_month)
-),
-segments (dimensions, vendor_category, country, plan_tier, billing_interval, acquisition_channel, signup_month,
-          customers, scored_customers, active_subscribers, total_ltv, mean_ltv, median_ltv, p90_ltv, mrr, mean_cac) AS (
-    SELECT concat_ws('+',
-               CASE WHEN GROUPING(v.vendor_category) = 0 THEN 'vendor_category' END,
-               CASE WHEN GROUPING(v.country) = 0 THEN 'country' END,
-               CASE WHEN GROUPING(v.plan_tier) = 0 THEN 'plan' END,
-               CASE WHEN GROUPING(v.acquisition_channel) = 0 THEN 'acquisition_channel' END,
-               CASE WHEN GROUPING(v.signup_month) = 0 THEN 'signup_cohort' END),
-           CASE WHEN GROUPING(v.vendor_category) = 0 THEN v.vendor_category ELSE 'all' END,
-           CASE WHEN GROUPING(v.country) = 0 THEN v.country ELSE 'all' END,
-           CASE WHEN GROUPING(v.plan_tier) = 0 THEN v.plan_tier ELSE 'all' END,
-           CASE WHEN GROUPING(v.billing_interval) = 0 THEN v.billing_interval ELSE 'all' END,
-           CASE WHEN GROUPING(v.acquisition_channel) = 0 THEN v.acquisition_channel ELSE 'all' END,
-           v.signup_month,
-           count(*),
-           count(v.total_ltv),
-           count(*) FILTER (WHERE v.is_active),
-           sum(v.total_ltv),
-           avg(v.total_ltv),
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY v.ltv),
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY v.ltv),
-           sum(v.current_mrr),
-           avg(v.cac)
-    FROM customer_values v
-    GROUP BY GROUPING SETS (
-        (v.vendor_category, v.country, v.plan_tier, v.billing_interval, v.acquisition_channel, v.signup_month),
-        (v.vendor_category, v.country, v.plan_tier, v.billing_interval, v.acquisition_channel),
-        (v.vendor_category, v.country, v.acquisition_channel),
-        (v.vendor_category, v.country),
-        (v.vendor_category, v.acquisition_channel),
-        (v.vendor_category, v.plan_tier, v.billing_interval),
-        (v.vendor_category, v.signup_month),
-        (v.vendor_category),
-        (v.country, v.acquisition_channel),
-        (v.country),
-        (v.plan_tier, v.billing_interval),
-        (v.acquisition_channel, v.signup_month),
-        (v.acquisition_channel),
-        (v.signup_month),
-        ())
-)
-SELECT CASE WHEN sg.dimensions = '' THEN 'total' ELSE sg.dimensions END            AS grouping_level,
+SELECT sg.grouping_level,
        sg.vendor_category,
        sg.country,
        sg.plan_tier,
@@ -106,11 +44,17 @@ SELECT CASE WHEN sg.dimensions = '' THEN 'total' ELSE sg.dimensions END         
        round(sg.mrr / nullif(sg.active_subscribers, 0), 4)                         AS arpa,
        round(sg.mean_cac, 2)                                                       AS mean_cac,
        round(sg.mean_ltv / nullif(sg.mean_cac, 0), 2)                              AS ltv_to_cac,
-       round(sg.mean_cac / nullif(sg.mrr / nullif(sg.active_subscribers, 0) * st.margin_subscription, 0), 1)
+       round(sg.mean_cac / nullif(sg.mrr / nullif(sg.active_subscribers, 0) * sg.margin_subscription, 0), 1)
                                                                                    AS cac_payback_months,
        p_as_of                                                                     AS as_of
-FROM segments sg
-CROSS JOIN settings st;
+FROM (SELECT f.*,
+             f.total_ltv / nullif(f.scored_customers, 0)                 AS mean_ltv,
+             f.cac_total / nullif(f.known_cac, 0)                        AS mean_cac,
+             -- a scalar subquery, not a join: a join above the parts kept them from the workers
+             (SELECT st.margin_subscription FROM ltv.settings st)        AS margin_subscription
+      FROM (SELECT * FROM ltv.segment_figures(1)
+            UNION ALL
+            SELECT * FROM ltv.segment_figures(2)) f) sg;
 
 DELETE FROM ltv.segment_ltv_store store
 WHERE NOT EXISTS (

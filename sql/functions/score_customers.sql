@@ -48,6 +48,8 @@ CREATE OR REPLACE FUNCTION ltv.score_customers(
     p_to_id       bigint      DEFAULT NULL)
 RETURNS SETOF ltv.customer_ltv_result
 LANGUAGE plpgsql STABLE  -- not parallel safe in general: see ltv.score_customer_range
+-- everyone is the call that matters for plans around it (the snapshot's lookups hashed, not it)
+ROWS 1000000
 SET search_path = pg_catalog, ltv
 SET jit = off
 -- Many customers: planned for the call, without nested loops — the CTEs over
