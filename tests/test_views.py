@@ -386,6 +386,25 @@ def test_snapshot_refresh_follows_the_population_both_ways(market: Market) -> No
         refresh = "SELECT * FROM ltv.refresh_customer_ltv_snapshot(%s)"
         assert conn.execute(refresh, (earlier,)).fetchone() == (everyone - then, then)  # deleted, written
         assert conn.execute(compare, {"t": earlier}).fetchone() == (0, then)
+        # this as-of took the serial path (subscriptions started after it): its own lookups of the
+        # reference, region and plan then, against ltv.customers and the subscriptions directly
+        mismatched, with_plan = conn.execute(
+            """SELECT count(*) FILTER (WHERE (s.customer_ref, s.region, s.plan_code, s.plan_tier)
+                                             IS DISTINCT FROM (c.customer_ref, c.region, lp.plan_code,
+                                                               coalesce(lp.tier, 'none'))),
+                      count(lp.plan_code)
+               FROM ltv.customer_ltv_snapshot s
+               JOIN ltv.customers c USING (customer_id)
+               LEFT JOIN (SELECT DISTINCT ON (customer_id) customer_id, plan_code, tier
+                          FROM ltv.subscriptions JOIN ltv.plans USING (plan_code)
+                          WHERE started_at < %(t)s
+                          ORDER BY customer_id, started_at DESC, subscription_id DESC) lp USING (customer_id)""",
+            {"t": earlier},
+        ).fetchone()
+        assert mismatched == 0 and with_plan > 100
+        assert conn.execute(
+            "SELECT count(*) FROM ltv.subscriptions WHERE started_at >= %s", (earlier,)
+        ).fetchone()[0] > 0
         # the segments follow: the later cohorts' rows go, every level sums to the customers then
         segments = "SELECT count(*) FROM ltv.segment_ltv"
         segment_rows = conn.execute(segments).fetchone()[0]
