@@ -23,7 +23,9 @@ migrate``, or with ``--reuse`` the database ``bulk_load.py`` prepared):
    subscriptions) and the statistics table vacuumed.
 3. **Ingestion**: ``ltv_db.ingest.ingest_file`` of the events file, trigger on and off.
 4. **Incremental load**: with everything before the last month loaded (statistics rebuilt), the
-   last month's events — mostly customers with history — inserted with the trigger on and off.
+   last month's events — mostly customers with history — inserted with the trigger on and off;
+   with ``--ingest-reps``, also through ``ltv_db.ingest.ingest_file`` (a CSV of those events:
+   the shape of a month's payments file), their ledger keys deleted between runs.
 5. Checks ``ltv.verify_customer_stats()`` is empty after the first trigger-maintained run of each.
 6. **Latency**: refits the models (``ltv.refit_models``), then times ``SELECT * FROM
    ltv.customer_ltv(id)`` for ``--latency-calls`` random customers on one connection (after 100
@@ -37,13 +39,14 @@ time. Results are printed and written to ``benchmarks/RESULTS.md`` (section "Liv
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import random
 import statistics
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 
@@ -201,7 +204,20 @@ def bench_ingest(conn: psycopg.Connection, csv_dir: Path, reps: int) -> dict:
     return {"runs": alternate(conn, reps, "ingest_file", run, partial(empty_events, conn))}
 
 
-def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
+def write_month_csv(csv_dir: Path, split: datetime) -> Path:
+    """The events file's rows dated at or after ``split``, as a file of their own."""
+    month = csv_dir / f"events_since_{split:%Y%m%d}.csv"
+    with (csv_dir / "events.csv").open(newline="") as source, month.open("w", newline="") as target:
+        rows = csv.reader(source)
+        header = next(rows)
+        at = header.index("occurred_at")
+        writer = csv.writer(target)
+        writer.writerow(header)
+        writer.writerows(row for row in rows if datetime.fromisoformat(row[at]) >= split)
+    return month
+
+
+def bench_incremental(conn: psycopg.Connection, reps: int, csv_dir: Path, ingest_reps: int) -> dict:
     split = conn.execute("SELECT date_trunc('month', max(occurred_at)) FROM bench.events").fetchone()[0]
     log(f"incremental load: history before {split:%Y-%m-%d} loaded, then the last month")
     set_trigger(conn, False)
@@ -231,8 +247,23 @@ def bench_incremental(conn: psycopg.Connection, reps: int) -> dict:
 
     insert = partial(conn.execute, f"INSERT INTO ltv.revenue_events ({EVENT_COLUMNS}) "
                                    f"SELECT {EVENT_COLUMNS} FROM bench.last_month")
-    return {"events": n_events, "customers": n_customers, "with_history": with_history,
-            "runs": alternate(conn, reps, "last month INSERT … SELECT", insert, reset)}
+    result = {"events": n_events, "customers": n_customers, "with_history": with_history,
+              "runs": alternate(conn, reps, "last month INSERT … SELECT", insert, reset)}
+    if ingest_reps:
+        from ltv_db.ingest import ingest_file
+
+        month = write_month_csv(csv_dir, split)
+
+        def ingest_month() -> None:
+            loaded = ingest_file(conn, "events", month)
+            assert loaded.rejected == 0 and loaded.loaded == n_events, loaded
+
+        def reset_ingested() -> None:  # the ledger forgets the month too, so it loads again
+            conn.execute("DELETE FROM ltv.revenue_event_keys WHERE occurred_at >= %s", (split,))
+            reset()
+
+        result["ingest_runs"] = alternate(conn, ingest_reps, "last month ingest_file", ingest_month, reset_ingested)
+    return result
 
 
 def bench_latency(conn: psycopg.Connection, calls: int, refit: bool = True) -> dict:
@@ -321,6 +352,11 @@ def write_results(args: argparse.Namespace, context: dict, bulk: dict, ingest: d
     lines += [
         row("last month `INSERT … SELECT` onto the earlier history", f"{incremental['events']:,}",
             f"{incremental['customers']:,} ({incremental['with_history']:,} with history)", incremental["runs"]),
+    ]
+    if "ingest_runs" in incremental:
+        lines.append(row("last month through `ltv_db.ingest.ingest_file` onto the earlier history",
+                         f"{incremental['events']:,}", f"{incremental['customers']:,}", incremental["ingest_runs"]))
+    lines += [
         "",
         "All runs, wall/CPU seconds — INSERT: " + all_runs(bulk["insert"]) + ". COPY: " + all_runs(bulk["copy"])
         + (". ingest_file: " + all_runs(ingest["runs"]) if ingest else "")
@@ -362,7 +398,8 @@ def main() -> None:
                         help="keep the active model fits for the latency test (refit only if there are none)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--latency-calls", type=int, default=2000)
-    parser.add_argument("--ingest-reps", type=int, default=1, help="ingest_file runs each way (0: skip)")
+    parser.add_argument("--ingest-reps", type=int, default=1,
+                        help="ingest_file runs each way, of the whole file and of the last month (0: skip)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
     parser.add_argument("--latency-only", action="store_true",
                         help="with --reuse: only the customer_ltv(id) latency test on the data as it is; printed")
@@ -404,7 +441,7 @@ def main() -> None:
                 load_reference_data(conn, csv_dir)
             bulk = bench_bulk(conn, args.reps)
             ingest = bench_ingest(conn, csv_dir, args.ingest_reps) if args.ingest_reps else None
-            incremental = bench_incremental(conn, args.reps)
+            incremental = bench_incremental(conn, args.reps, csv_dir, args.ingest_reps)
             latency = bench_latency(conn, args.latency_calls, refit=not args.no_refit)
         context["load_end"] = f"{os.getloadavg()[0]:.1f}"
         if args.no_write:
