@@ -260,6 +260,7 @@ def bench_incremental(conn: psycopg.Connection, reps: int, csv_dir: Path, ingest
 
         def reset_ingested() -> None:  # the ledger forgets the month too, so it loads again
             conn.execute("DELETE FROM ltv.revenue_event_keys WHERE occurred_at >= %s", (split,))
+            conn.execute("VACUUM ANALYZE ltv.revenue_event_keys")  # no dead keys piling up run after run
             reset()
 
         result["ingest_runs"] = alternate(conn, ingest_reps, "last month ingest_file", ingest_month, reset_ingested)
