@@ -161,6 +161,34 @@ def test_subscription_charges_and_ties(db: psycopg.Connection) -> None:
     assert differences(db) == []
 
 
+def test_charges_of_several_subscriptions_and_first_events_in_one_statement(
+    db: psycopg.Connection, listener: Listener
+) -> None:
+    """The two cases the INSERT trigger recomputes from the raw tables instead of merging —
+    charges of more than one subscription of a customer, and a customer without a row yet —
+    beside an ordinary merge, in one statement that still notifies once."""
+    a, b, c, *_ = setup_reference(db)
+    older = subscribe(db, a, T0)
+    latest = subscribe(db, a, T0 + timedelta(days=20), plan="pro_year_gbp")
+    for_c = subscribe(db, c, T0)
+    assert stats(db, b) is None
+    listener.drain(0.2)
+    add_events(db, [(a, T0 + timedelta(days=5), "subscription", "29.00", older),
+                    (a, T0 + timedelta(days=21), "subscription", "290.00", latest),
+                    (a, T0 + timedelta(days=35), "subscription", "29.00", older),  # a late charge of the old plan
+                    (b, T0 + timedelta(days=2), "one_off", "40.00", None),
+                    (c, T0 + timedelta(days=1), "subscription", "29.00", for_c)])
+    row = stats(db, a)
+    assert (row["paid_periods"], row["last_period_at"], row["period_amount"]) == (
+        1, T0 + timedelta(days=21), Decimal("290.00"))
+    assert row["event_count"] == 3 and row["recurring_net"] == Decimal("348.00")
+    row = stats(db, b)
+    assert (row["event_count"], row["x"], row["one_off_spend"]) == (1, 1, Decimal("40.00"))
+    assert stats(db, c)["paid_periods"] == 1
+    assert listener.drain() == [json.dumps({"ids": sorted((a, b, c))}, separators=(",", ":"))]
+    assert differences(db) == []
+
+
 def test_updates_deletes_and_moves_between_partitions_and_customers(db: psycopg.Connection) -> None:
     a, b, c, *_ = setup_reference(db)
     sub = subscribe(db, a, T0)
@@ -467,6 +495,77 @@ def test_concurrent_writers_lose_nothing(db_url: str, db: psycopg.Connection) ->
     for t in threads:
         t.join(120)
     assert errors == []
+    assert differences(db) == []
+
+
+def wait_until_waiting_for_a_lock(conn: psycopg.Connection, pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while not conn.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                           (pid,)).fetchone()[0]:
+        assert time.monotonic() < deadline, "the second writer never waited for the first"
+        time.sleep(0.02)
+
+
+def insert_in_thread(db_url: str, rows: list[tuple]) -> tuple[threading.Thread, dict]:
+    """add_events(rows) in a connection of its own, in a thread; returns it and its outcome (the
+    connection's pid as soon as it is known, an error if one was raised)."""
+    outcome: dict = {}
+    started = threading.Event()
+
+    def write() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                outcome["pid"] = conn.info.backend_pid
+                started.set()
+                conn.execute("SET lock_timeout = '60s'")
+                add_events(conn, rows)
+        except BaseException as exc:  # noqa: BLE001 - asserted by the caller
+            outcome["error"] = exc
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    started.wait(30)
+    return thread, outcome
+
+
+def test_a_purchase_day_two_writers_add_at_once_counts_once(db_url: str, db: psycopg.Connection) -> None:
+    """The second writer waits for the first one's row, then merges into what it committed; the
+    purchase day strictly between the stored first and last ones is new for the first writer and
+    not for the second, which must count the day's purchases with a snapshot taken after the
+    wait (the statement's own snapshot sees only its own purchase that day and would count the
+    day twice)."""
+    a, *_ = setup_reference(db)
+    add_events(db, [(a, T0, "one_off", "10.00", None), (a, T0 + timedelta(days=10), "one_off", "10.00", None)])
+    day_5 = T0 + timedelta(days=5)
+    with psycopg.connect(db_url) as first:
+        add_events(first, [(a, day_5, "one_off", "1.00", None)])  # holds a's row until it commits
+        second, outcome = insert_in_thread(db_url, [(a, day_5 + timedelta(hours=2), "one_off", "2.00", None)])
+        wait_until_waiting_for_a_lock(db, outcome["pid"])
+        first.commit()
+    second.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    row = stats(db, a)
+    assert (row["x"], row["event_count"], row["one_off_spend"]) == (3, 4, Decimal("23.00"))
+    assert differences(db) == []
+
+
+def test_an_insert_that_waited_for_a_deleted_row_recomputes_it(db_url: str, db: psycopg.Connection) -> None:
+    """A writer deletes a customer's every event, which deletes the customer's statistics row; a
+    payment for that customer, waiting for the row meanwhile, finds it gone when the delete
+    commits — and must not be lost: the customer is recomputed from the raw tables."""
+    a, *_ = setup_reference(db)
+    add_events(db, [(a, T0, "one_off", "10.00", None)])
+    with psycopg.connect(db_url) as first:
+        first.execute("DELETE FROM ltv.revenue_events WHERE customer_id = %s", (a,))
+        second, outcome = insert_in_thread(db_url, [(a, T0 + timedelta(days=1), "one_off", "7.00", None)])
+        wait_until_waiting_for_a_lock(db, outcome["pid"])
+        first.commit()
+    second.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    row = stats(db, a)
+    assert (row["event_count"], row["x"], row["one_off_spend"]) == (1, 1, Decimal("7.00"))
     assert differences(db) == []
 
 

@@ -5,23 +5,35 @@
 -- (ltv.notify_customers_changed: NOTIFY ltv_changed, delivered at commit).
 --
 -- Each statement's rows arrive in transition tables and are grouped by customer before any
--- write. The affected rows of ltv.customer_stats are locked in customer_id order
--- (ltv.lock_customer_stats) before they are read, so concurrent writers for the same customer
--- queue and build on each other's committed work, and writers for different customers never
--- wait for each other.
+-- write. Concurrent writers for the same customer queue on that customer's row and build on each
+-- other's committed work; writers for different customers never wait for each other.
 --   * live_stats_after_insert — INSERT of revenue events, the common case, bulk loads
---     included: adds the new events to the stored facts arithmetically (counts, sums, min/max,
---     latest charge by (time, id)). The purchase-day count x stays exact: a new one-off day
---     before the first or after the last stored purchase day is new, one on either of those
---     days is not, and only a day strictly between them is checked by counting that day's
---     purchases (ltv.one_off_purchases_on_day: one index probe in one partition). This
---     restates, for added events, the rules of ltv.customer_facts; ltv.verify_customer_stats
---     and tests/test_live_stats.py hold the two to the same result.
+--     included: adds the new events to the stored facts arithmetically, in one UPDATE whose
+--     new values are computed from the row it updates (counts, sums, min/max, latest charge by
+--     (time, id)). Under READ COMMITTED a row that a concurrent writer changed is locked and
+--     re-read at its latest committed version and the new values are computed again from it
+--     (EvalPlanQual), so no separate lock statement is needed: the added rows, in customer_id
+--     order, drive one primary-key probe each (a nested loop, the only join the function's
+--     settings allow), and the rows are locked in id order — two statements never each hold a
+--     row the other waits for.
+--     The purchase-day count x stays exact: a new one-off day before the first or after the
+--     last stored purchase day is new, one on either of those days is not, and only a day
+--     strictly between them is checked by counting that day's purchases
+--     (ltv.one_off_purchases_on_day: one index probe in one partition; VOLATILE, so it counts
+--     with a snapshot taken after the row was locked, which includes whatever the writer it
+--     waited for committed).
+--     Two rarer cases are recomputed from the raw tables instead (ltv.recompute_customer_stats):
+--     customers whose charges in the statement belong to more than one subscription (only the
+--     latest subscription's charges count, and which that is the stored row says), and
+--     customers the UPDATE did not reach — no row yet (their first event), or a row a
+--     concurrent recomputation deleted meanwhile.
+--     This restates, for added events, the rules of ltv.customer_facts;
+--     ltv.verify_customer_stats and tests/test_live_stats.py hold the two to the same result.
 --   * live_stats_after_change — UPDATE and DELETE of revenue events, and every change to
 --     subscriptions: recomputes the affected customers from the raw tables
---     (ltv.refresh_customer_stats). An UPDATE counts only customers whose rows changed in a
---     column the facts read (re-tagging batch_id costs nothing); a changed customer_id affects
---     the old and the new customer.
+--     (ltv.refresh_customer_stats, which locks their rows in id order first). An UPDATE counts
+--     only customers whose rows changed in a column the facts read (re-tagging batch_id costs
+--     nothing); a changed customer_id affects the old and the new customer.
 --   * live_stats_after_truncate — rebuilds the table.
 -- Rows moved child-to-child by ltv.create_revenue_partition bypass the parent and its triggers
 -- by design: moving an event between partitions changes nothing.
@@ -34,15 +46,17 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, ltv
 SET plan_cache_mode = force_custom_plan
 SET jit = off
--- bulk statements: per-customer groups hash in memory rather than spilling; the planner
--- cannot estimate how many groups a transition table holds, so joins are hash joins (a nested
--- loop over a mis-estimated group would be quadratic) and lookups are index scans
+-- bulk statements: per-customer groups hash in memory rather than spilling. The one join is a
+-- nested loop of primary-key probes driven by the added rows in customer_id order: linear at any
+-- size whatever the planner guesses about the groups, and it locks the rows in id order.
 SET work_mem = '256MB'
+SET enable_hashjoin = off
 SET enable_mergejoin = off
-SET enable_nestloop = off
 AS $$
 DECLARE
-    v_ids bigint[];  -- the customers the statement touched, ascending
+    v_ids      bigint[];  -- the customers the statement touched, ascending
+    v_updated  bigint[];  -- those whose row the merge updated
+    v_recount  bigint[];  -- those to recompute from the raw tables instead
 BEGIN
 SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
 FROM (SELECT DISTINCT customer_id FROM inserted_rows) inserted_customers;
@@ -50,49 +64,12 @@ IF v_ids IS NULL THEN
     RETURN NULL;
 END IF;
 
--- Lock the customers' rows, in id order, before anything is read from ltv.customer_stats.
-PERFORM ltv.lock_customer_stats(v_ids);
-
--- Merge. Planned afresh for every statement (plan_cache_mode above, v_ids a parameter): the
--- plan that suits one payment is not the plan that suits a COPY of millions. The transition
--- table is read twice (grouped by customer and subscription, and by customer and purchase
--- day); every join is a hash join and the stored rows are fetched by primary key (= ANY),
--- which is right at any size whatever the planner guesses about the groups.
+-- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
+-- to it), one row per customer, added to the stored row. Planned afresh for every statement
+-- (plan_cache_mode above): the plan that suits one payment is not the plan that suits a COPY
+-- of millions. Money is summed in integer units of 0.0001 (amount_base is numeric(20,4)).
 WITH
-added AS (  -- per customer and subscription: money, and for charges how many and the last
-    SELECT r.customer_id, r.subscription_id,
-           count(*) AS events,
-           min(r.occurred_at) AS first_at,
-           max(r.occurred_at) AS last_at,
-           -- net = money in (subscription, one_off) − money out (refund, chargeback, credit)
-           coalesce(sum(r.amount_base) FILTER (WHERE r.kind IN ('subscription', 'one_off')), 0)
-             - coalesce(sum(r.amount_base) FILTER (WHERE r.kind NOT IN ('subscription', 'one_off')), 0) AS net,
-           -- recurring = tied to a subscription: the whole group when it has a subscription_id,
-           -- else only the charges (kind subscription) that lack one
-           sum(r.amount_base) FILTER (WHERE r.kind = 'subscription' AND r.subscription_id IS NULL)
-               AS unlinked_charges_net,
-           count(*) FILTER (WHERE r.kind = 'subscription')::integer AS charges,
-           max(r.occurred_at) FILTER (WHERE r.kind = 'subscription') AS charge_at,
-           -- the last charge by (occurred_at, event_id) with its amount, in the same pass:
-           -- arrays compare element by element, and the epoch (numeric) orders like the time
-           max(ARRAY[extract(epoch FROM r.occurred_at), r.event_id, r.amount_base])
-               FILTER (WHERE r.kind = 'subscription') AS last_charge
-    FROM inserted_rows r
-    GROUP BY r.customer_id, r.subscription_id
-),
-added_money AS (
-    SELECT a.customer_id,
-           sum(a.events) AS events,
-           min(a.first_at) AS first_event_at,
-           max(a.last_at) AS last_event_at,
-           sum(CASE WHEN a.subscription_id IS NOT NULL THEN a.net ELSE coalesce(a.unlinked_charges_net, 0) END)
-               AS recurring_net,
-           sum(CASE WHEN a.subscription_id IS NOT NULL THEN 0 ELSE a.net - coalesce(a.unlinked_charges_net, 0) END)
-               AS one_off_net
-    FROM added a
-    GROUP BY a.customer_id
-),
-added_days AS (
+purchase_days AS (  -- one-off purchases per customer and UTC day
     SELECT r.customer_id,
            (r.occurred_at AT TIME ZONE 'UTC')::date AS day,
            count(*) AS purchases,
@@ -102,75 +79,106 @@ added_days AS (
     WHERE r.kind = 'one_off'
     GROUP BY 1, 2
 ),
-stored AS (  -- locked above: current, and ours until commit
-    SELECT s.customer_id, s.event_count, s.first_event_at, s.last_event_at, s.recurring_net, s.one_off_net,
-           s.x, s.first_purchase_at, s.last_purchase_at, s.one_off_spend, s.subscription_id, s.paid_periods,
-           s.last_period_at, s.last_period_event_id, s.period_amount,
-           (s.first_purchase_at AT TIME ZONE 'UTC')::date AS first_purchase_day,
-           (s.last_purchase_at AT TIME ZONE 'UTC')::date  AS last_purchase_day
-    FROM ltv.customer_stats s
-    WHERE s.customer_id = ANY (v_ids)
+events_and_days AS (  -- the events (day NULL), then one row per purchase day
+    SELECT r.customer_id, r.occurred_at, r.kind, r.amount_base, r.subscription_id, r.event_id,
+           NULL::date AS day, NULL::bigint AS purchases
+    FROM inserted_rows r
+    UNION ALL
+    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day, d.purchases
+    FROM purchase_days d
 ),
-added_one_off AS (
-    SELECT d.customer_id,
-           count(*) FILTER (WHERE
-               CASE WHEN s.x = 0 THEN true
-                    WHEN d.day < s.first_purchase_day OR d.day > s.last_purchase_day THEN true
-                    WHEN d.day = s.first_purchase_day OR d.day = s.last_purchase_day THEN false
-                    -- strictly between: new unless the table holds more purchases that day than we added
-                    ELSE ltv.one_off_purchases_on_day(d.customer_id, d.day) = d.purchases
-               END)::integer AS new_days,
-           min(d.first_at) AS first_at,
-           max(d.day) AS latest_day,
-           max(d.first_at) AS latest_day_first_at,  -- days are disjoint: the latest day's first purchase
-           sum(d.spend) AS spend
-    FROM added_days d
-    JOIN stored s USING (customer_id)
-    GROUP BY d.customer_id
+added AS (
+    SELECT e.customer_id,
+           count(*) FILTER (WHERE e.day IS NULL) AS events,
+           min(e.occurred_at) AS first_event_at,
+           max(e.occurred_at) AS last_event_at,
+           -- net = money in (subscription, one_off) − money out (refund, chargeback, credit);
+           -- recurring = tied to a subscription, or a charge (kind subscription) without one
+           sum(CASE WHEN e.kind IN ('subscription', 'one_off') THEN (e.amount_base * 10000)::bigint
+                    ELSE -(e.amount_base * 10000)::bigint END)
+               FILTER (WHERE e.day IS NULL AND (e.subscription_id IS NOT NULL OR e.kind = 'subscription'))
+               AS recurring_units,
+           sum(CASE WHEN e.kind = 'one_off' THEN (e.amount_base * 10000)::bigint
+                    ELSE -(e.amount_base * 10000)::bigint END)
+               FILTER (WHERE e.day IS NULL AND e.subscription_id IS NULL AND e.kind <> 'subscription')
+               AS one_off_units,
+           -- charges of a subscription: how many, and the last by (occurred_at, event_id) with its
+           -- amount (arrays compare element by element; the epoch orders like the time)
+           min(e.subscription_id) FILTER (WHERE e.kind = 'subscription')
+             <> max(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS several_subscriptions,
+           min(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS charged_subscription,
+           count(*) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL)::integer AS charges,
+           max(e.occurred_at) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS charge_at,
+           max(ARRAY[extract(epoch FROM e.occurred_at), e.event_id, e.amount_base])
+               FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS last_charge,
+           -- purchase days: how many, the first and last, the first purchase of the first and of
+           -- the last day (days are disjoint), the spend, and each day with its purchases
+           count(e.day)::integer AS days,
+           min(e.day) AS first_day,
+           max(e.day) AS last_day,
+           min(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS first_purchase_at,
+           max(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS last_day_first_at,
+           sum(e.amount_base) FILTER (WHERE e.day IS NOT NULL) AS spend,
+           array_agg(e.day) FILTER (WHERE e.day IS NOT NULL) AS day_list,
+           array_agg(e.purchases) FILTER (WHERE e.day IS NOT NULL) AS purchase_list
+    FROM events_and_days e
+    GROUP BY e.customer_id
 ),
-added_charges AS (  -- charges of the customer's latest subscription
-    SELECT a.customer_id, a.charges, a.charge_at,
-           a.last_charge[2]::bigint AS charge_event_id, a.last_charge[3] AS charge_amount
-    FROM added a
-    JOIN stored s ON s.customer_id = a.customer_id AND s.subscription_id = a.subscription_id
-    WHERE a.charges > 0
-),
-merged AS (  -- stored facts + added events; charges count only for the latest subscription
-    SELECT s.customer_id,
-           s.event_count + m.events AS event_count,
-           least(s.first_event_at, m.first_event_at) AS first_event_at,
-           greatest(s.last_event_at, m.last_event_at) AS last_event_at,
-           s.recurring_net + m.recurring_net AS recurring_net,
-           s.one_off_net + m.one_off_net AS one_off_net,
-           s.x + coalesce(o.new_days, 0) AS x,
-           least(s.first_purchase_at, o.first_at) AS first_purchase_at,
-           CASE WHEN o.latest_day IS NULL THEN s.last_purchase_at
-                WHEN s.x = 0 OR o.latest_day > s.last_purchase_day THEN o.latest_day_first_at
-                WHEN o.latest_day = s.last_purchase_day THEN least(s.last_purchase_at, o.latest_day_first_at)
-                ELSE s.last_purchase_at END AS last_purchase_at,
-           s.one_off_spend + coalesce(o.spend, 0) AS one_off_spend,
-           s.paid_periods + coalesce(c.charges, 0) AS paid_periods,
-           (c.customer_id IS NOT NULL
-            AND (s.last_period_at IS NULL
-                 OR (c.charge_at, c.charge_event_id) > (s.last_period_at, s.last_period_event_id))) AS charge_is_latest,
-           c.charge_at, c.charge_event_id, c.charge_amount,
-           s.last_period_at, s.last_period_event_id, s.period_amount
-    FROM stored s
-    JOIN added_money m USING (customer_id)
-    LEFT JOIN added_one_off o USING (customer_id)
-    LEFT JOIN added_charges c ON c.customer_id = s.customer_id
+merged AS (
+    UPDATE ltv.customer_stats t
+    SET event_count = t.event_count + a.events,
+        first_event_at = least(t.first_event_at, a.first_event_at),
+        last_event_at = greatest(t.last_event_at, a.last_event_at),
+        recurring_net = t.recurring_net + coalesce(a.recurring_units, 0) * 0.0001,
+        one_off_net = t.one_off_net + coalesce(a.one_off_units, 0) * 0.0001,
+        x = t.x + CASE
+            WHEN a.days = 0 THEN 0
+            WHEN t.x = 0 OR a.first_day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                         OR a.last_day < (t.first_purchase_at AT TIME ZONE 'UTC')::date THEN a.days
+            -- some day on or between the stored first and last: day by day; one strictly
+            -- between is new unless the table holds more purchases that day than were added
+            ELSE (SELECT count(*)::integer
+                  FROM unnest(a.day_list, a.purchase_list) AS added_day(day, purchases)
+                  WHERE added_day.day < (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                     OR added_day.day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                     OR (added_day.day <> (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                         AND added_day.day <> (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                         AND ltv.one_off_purchases_on_day(t.customer_id, added_day.day) = added_day.purchases))
+            END,
+        first_purchase_at = least(t.first_purchase_at, a.first_purchase_at),
+        last_purchase_at = CASE
+            WHEN a.days = 0 THEN t.last_purchase_at
+            WHEN t.x = 0 OR a.last_day > (t.last_purchase_at AT TIME ZONE 'UTC')::date THEN a.last_day_first_at
+            WHEN a.last_day = (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                THEN least(t.last_purchase_at, a.last_day_first_at)
+            ELSE t.last_purchase_at END,
+        one_off_spend = t.one_off_spend + coalesce(a.spend, 0),
+        -- charges count for the customer's latest subscription only (several: recounted below)
+        paid_periods = t.paid_periods
+            + CASE WHEN a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
+                   THEN a.charges ELSE 0 END,
+        (last_period_at, last_period_event_id, period_amount) =
+            (SELECT CASE WHEN charge_is_latest THEN a.charge_at ELSE t.last_period_at END,
+                    CASE WHEN charge_is_latest THEN a.last_charge[2]::bigint ELSE t.last_period_event_id END,
+                    CASE WHEN charge_is_latest THEN a.last_charge[3] ELSE t.period_amount END
+             FROM (SELECT a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
+                          AND (t.last_period_at IS NULL
+                               OR (a.charge_at, a.last_charge[2]::bigint) > (t.last_period_at, t.last_period_event_id))
+                          AS charge_is_latest) latest_charge)
+    FROM (SELECT * FROM added ORDER BY customer_id) a
+    WHERE t.customer_id = a.customer_id
+    RETURNING t.customer_id, a.several_subscriptions
 )
-UPDATE ltv.customer_stats t
-SET (event_count, first_event_at, last_event_at, recurring_net, one_off_net, x,
-     first_purchase_at, last_purchase_at, one_off_spend, paid_periods,
-     last_period_at, last_period_event_id, period_amount)
-  = (m.event_count, m.first_event_at, m.last_event_at, m.recurring_net, m.one_off_net, m.x,
-     m.first_purchase_at, m.last_purchase_at, m.one_off_spend, m.paid_periods,
-     CASE WHEN m.charge_is_latest THEN m.charge_at ELSE m.last_period_at END,
-     CASE WHEN m.charge_is_latest THEN m.charge_event_id ELSE m.last_period_event_id END,
-     CASE WHEN m.charge_is_latest THEN m.charge_amount ELSE m.period_amount END)
-FROM merged m
-WHERE t.customer_id = ANY (v_ids) AND t.customer_id = m.customer_id;
+SELECT array_agg(customer_id), array_agg(customer_id) FILTER (WHERE several_subscriptions)
+INTO v_updated, v_recount
+FROM merged;
+
+IF coalesce(cardinality(v_updated), 0) < cardinality(v_ids) THEN  -- customers the merge did not reach
+    v_recount := v_recount || ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_updated));
+END IF;
+IF cardinality(v_recount) > 0 THEN
+    PERFORM ltv.recompute_customer_stats(v_recount);  -- locks (creating rows) and recomputes
+END IF;
 
 PERFORM ltv.notify_customers_changed(v_ids);
 RETURN NULL;

@@ -4,10 +4,13 @@
 -- purchase days, to know whether the day was already a purchase day (x counts days, not
 -- purchases). One primary-key range probe in the one partition holding that day; PL/pgSQL so
 -- the plan (with run-time partition pruning) is made once per session, not per call.
+-- VOLATILE, which under READ COMMITTED gives each call a snapshot of its own: the trigger calls
+-- it after locking the customer's statistics row, and a snapshot taken then includes the
+-- purchases of any writer it waited for (the statement's own snapshot would not).
 
 CREATE OR REPLACE FUNCTION ltv.one_off_purchases_on_day(p_customer_id bigint, p_day date)
 RETURNS bigint
-LANGUAGE plpgsql STABLE PARALLEL SAFE
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE
 SET search_path = pg_catalog, ltv
 AS $$
 BEGIN

@@ -1,0 +1,45 @@
+"""The live-statistics INSERT trigger as one UPDATE that locks and merges each customer's row
+
+Revision ID: 0015_live_stats_merge
+Revises: 0014_refresh_lookups
+Create Date: 2026-11-29
+"""
+
+from ltv_db import migrations
+
+revision = "0015_live_stats_merge"
+down_revision = "0014_refresh_lookups"
+branch_labels = None
+depends_on = None
+
+FROZEN_SQL: list[str] = [
+    # changed: VOLATILE — called after the trigger's UPDATE locked the row, it must count with a
+    # snapshot of its own taken then, not the statement's
+    "functions/one_off_purchases_on_day.sql",
+    # changed: the comment only — the INSERT trigger no longer calls it
+    "functions/lock_customer_stats.sql",
+    # new: refresh_customer_stats's recomputation by id, without its notification, so the
+    # INSERT trigger can recompute some customers and still notify once per statement
+    "functions/recompute_customer_stats.sql",
+    # changed: the recomputation by id delegated to ltv.recompute_customer_stats
+    "functions/refresh_customer_stats.sql",
+    # changed: live_stats_after_insert adds a statement's events in one pass over its rows and one
+    # UPDATE computed from the row it locks (no lock statement, no second read of the stored
+    # rows); charges of several subscriptions and customers without a row are recomputed
+    "functions/live_stats_triggers.sql",
+]
+
+JOBS: list[migrations.CronJob] = []
+
+
+def upgrade() -> None:
+    migrations.upgrade(__file__, FROZEN_SQL, JOBS)
+    migrations.run_statement("SELECT ltv.apply_grants()")
+
+
+def downgrade() -> None:
+    migrations.downgrade(__file__, JOBS)
+    migrations.reinstall_earlier_copies(
+        revision, [rel for rel in FROZEN_SQL if rel != "functions/recompute_customer_stats.sql"])
+    migrations.run_statement("DROP FUNCTION ltv.recompute_customer_stats(bigint[])")
+    migrations.run_statement("SELECT ltv.apply_grants()")

@@ -1,0 +1,283 @@
+-- Statement-level triggers that keep ltv.customer_stats current in the same transaction as
+-- every change to ltv.revenue_events (partitioned: the triggers sit on the parent, so INSERT,
+-- COPY, INSERT … SELECT, UPDATE, DELETE and MERGE through it are all seen) and
+-- ltv.subscriptions, and notify listeners of the customers whose figures changed
+-- (ltv.notify_customers_changed: NOTIFY ltv_changed, delivered at commit).
+--
+-- Each statement's rows arrive in transition tables and are grouped by customer before any
+-- write. Concurrent writers for the same customer queue on that customer's row and build on each
+-- other's committed work; writers for different customers never wait for each other.
+--   * live_stats_after_insert — INSERT of revenue events, the common case, bulk loads
+--     included: adds the new events to the stored facts arithmetically, in one UPDATE whose
+--     new values are computed from the row it updates (counts, sums, min/max, latest charge by
+--     (time, id)). Under READ COMMITTED a row that a concurrent writer changed is locked and
+--     re-read at its latest committed version and the new values are computed again from it
+--     (EvalPlanQual), so no separate lock statement is needed: the added rows, in customer_id
+--     order, drive one primary-key probe each (a nested loop, the only join the function's
+--     settings allow), and the rows are locked in id order — two statements never each hold a
+--     row the other waits for.
+--     The purchase-day count x stays exact: a new one-off day before the first or after the
+--     last stored purchase day is new, one on either of those days is not, and only a day
+--     strictly between them is checked by counting that day's purchases
+--     (ltv.one_off_purchases_on_day: one index probe in one partition; VOLATILE, so it counts
+--     with a snapshot taken after the row was locked, which includes whatever the writer it
+--     waited for committed).
+--     Two rarer cases are recomputed from the raw tables instead (ltv.recompute_customer_stats):
+--     customers whose charges in the statement belong to more than one subscription (only the
+--     latest subscription's charges count, and which that is the stored row says), and
+--     customers the UPDATE did not reach — no row yet (their first event), or a row a
+--     concurrent recomputation deleted meanwhile.
+--     This restates, for added events, the rules of ltv.customer_facts;
+--     ltv.verify_customer_stats and tests/test_live_stats.py hold the two to the same result.
+--   * live_stats_after_change — UPDATE and DELETE of revenue events, and every change to
+--     subscriptions: recomputes the affected customers from the raw tables
+--     (ltv.refresh_customer_stats, which locks their rows in id order first). An UPDATE counts
+--     only customers whose rows changed in a column the facts read (re-tagging batch_id costs
+--     nothing); a changed customer_id affects the old and the new customer.
+--   * live_stats_after_truncate — rebuilds the table.
+-- Rows moved child-to-child by ltv.create_revenue_partition bypass the parent and its triggers
+-- by design: moving an event between partitions changes nothing.
+-- The functions are SECURITY DEFINER so writers need no privileges on ltv.customer_stats, and
+-- run without JIT: compiling these statements would cost seconds and save nothing.
+
+CREATE OR REPLACE FUNCTION ltv.live_stats_after_insert()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, ltv
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+-- bulk statements: per-customer groups hash in memory rather than spilling. The one join is a
+-- nested loop of primary-key probes driven by the added rows in customer_id order: linear at any
+-- size whatever the planner guesses about the groups, and it locks the rows in id order.
+SET work_mem = '256MB'
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
+DECLARE
+    v_ids      bigint[];  -- the customers the statement touched, ascending
+    v_updated  bigint[];  -- those whose row the merge updated
+    v_recount  bigint[];  -- those to recompute from the raw tables instead
+BEGIN
+SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
+FROM (SELECT DISTINCT customer_id FROM inserted_rows) inserted_customers;
+IF v_ids IS NULL THEN
+    RETURN NULL;
+END IF;
+
+-- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
+-- to it), one row per customer, added to the stored row. Planned afresh for every statement
+-- (plan_cache_mode above): the plan that suits one payment is not the plan that suits a COPY
+-- of millions. Money is summed in integer units of 0.0001 (amount_base is numeric(20,4)).
+WITH
+purchase_days AS (  -- one-off purchases per customer and UTC day
+    SELECT r.customer_id,
+           (r.occurred_at AT TIME ZONE 'UTC')::date AS day,
+           count(*) AS purchases,
+           min(r.occurred_at) AS first_at,
+           sum(r.amount_base) AS spend
+    FROM inserted_rows r
+    WHERE r.kind = 'one_off'
+    GROUP BY 1, 2
+),
+events_and_days AS (  -- the events (day NULL), then one row per purchase day
+    SELECT r.customer_id, r.occurred_at, r.kind, r.amount_base, r.subscription_id, r.event_id,
+           NULL::date AS day, NULL::bigint AS purchases
+    FROM inserted_rows r
+    UNION ALL
+    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day, d.purchases
+    FROM purchase_days d
+),
+added AS (
+    SELECT e.customer_id,
+           count(*) FILTER (WHERE e.day IS NULL) AS events,
+           min(e.occurred_at) AS first_event_at,
+           max(e.occurred_at) AS last_event_at,
+           -- net = money in (subscription, one_off) − money out (refund, chargeback, credit);
+           -- recurring = tied to a subscription, or a charge (kind subscription) without one
+           sum(CASE WHEN e.kind IN ('subscription', 'one_off') THEN (e.amount_base * 10000)::bigint
+                    ELSE -(e.amount_base * 10000)::bigint END)
+               FILTER (WHERE e.day IS NULL AND (e.subscription_id IS NOT NULL OR e.kind = 'subscription'))
+               AS recurring_units,
+           sum(CASE WHEN e.kind = 'one_off' THEN (e.amount_base * 10000)::bigint
+                    ELSE -(e.amount_base * 10000)::bigint END)
+               FILTER (WHERE e.day IS NULL AND e.subscription_id IS NULL AND e.kind <> 'subscription')
+               AS one_off_units,
+           -- charges of a subscription: how many, and the last by (occurred_at, event_id) with its
+           -- amount (arrays compare element by element; the epoch orders like the time)
+           min(e.subscription_id) FILTER (WHERE e.kind = 'subscription')
+             <> max(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS several_subscriptions,
+           min(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS charged_subscription,
+           count(*) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL)::integer AS charges,
+           max(e.occurred_at) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS charge_at,
+           max(ARRAY[extract(epoch FROM e.occurred_at), e.event_id, e.amount_base])
+               FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS last_charge,
+           -- purchase days: how many, the first and last, the first purchase of the first and of
+           -- the last day (days are disjoint), the spend, and each day with its purchases
+           count(e.day)::integer AS days,
+           min(e.day) AS first_day,
+           max(e.day) AS last_day,
+           min(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS first_purchase_at,
+           max(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS last_day_first_at,
+           sum(e.amount_base) FILTER (WHERE e.day IS NOT NULL) AS spend,
+           array_agg(e.day) FILTER (WHERE e.day IS NOT NULL) AS day_list,
+           array_agg(e.purchases) FILTER (WHERE e.day IS NOT NULL) AS purchase_list
+    FROM events_and_days e
+    GROUP BY e.customer_id
+),
+merged AS (
+    UPDATE ltv.customer_stats t
+    SET event_count = t.event_count + a.events,
+        first_event_at = least(t.first_event_at, a.first_event_at),
+        last_event_at = greatest(t.last_event_at, a.last_event_at),
+        recurring_net = t.recurring_net + coalesce(a.recurring_units, 0) * 0.0001,
+        one_off_net = t.one_off_net + coalesce(a.one_off_units, 0) * 0.0001,
+        x = t.x + CASE
+            WHEN a.days = 0 THEN 0
+            WHEN t.x = 0 OR a.first_day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                         OR a.last_day < (t.first_purchase_at AT TIME ZONE 'UTC')::date THEN a.days
+            -- some day on or between the stored first and last: day by day; one strictly
+            -- between is new unless the table holds more purchases that day than were added
+            ELSE (SELECT count(*)::integer
+                  FROM unnest(a.day_list, a.purchase_list) AS added_day(day, purchases)
+                  WHERE added_day.day < (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                     OR added_day.day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                     OR (added_day.day <> (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                         AND added_day.day <> (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                         AND ltv.one_off_purchases_on_day(t.customer_id, added_day.day) = added_day.purchases))
+            END,
+        first_purchase_at = least(t.first_purchase_at, a.first_purchase_at),
+        last_purchase_at = CASE
+            WHEN a.days = 0 THEN t.last_purchase_at
+            WHEN t.x = 0 OR a.last_day > (t.last_purchase_at AT TIME ZONE 'UTC')::date THEN a.last_day_first_at
+            WHEN a.last_day = (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                THEN least(t.last_purchase_at, a.last_day_first_at)
+            ELSE t.last_purchase_at END,
+        one_off_spend = t.one_off_spend + coalesce(a.spend, 0),
+        -- charges count for the customer's latest subscription only (several: recounted below)
+        paid_periods = t.paid_periods
+            + CASE WHEN a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
+                   THEN a.charges ELSE 0 END,
+        (last_period_at, last_period_event_id, period_amount) =
+            (SELECT CASE WHEN charge_is_latest THEN a.charge_at ELSE t.last_period_at END,
+                    CASE WHEN charge_is_latest THEN a.last_charge[2]::bigint ELSE t.last_period_event_id END,
+                    CASE WHEN charge_is_latest THEN a.last_charge[3] ELSE t.period_amount END
+             FROM (SELECT a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
+                          AND (t.last_period_at IS NULL
+                               OR (a.charge_at, a.last_charge[2]::bigint) > (t.last_period_at, t.last_period_event_id))
+                          AS charge_is_latest) latest_charge)
+    FROM (SELECT * FROM added ORDER BY customer_id) a
+    WHERE t.customer_id = a.customer_id
+    RETURNING t.customer_id, a.several_subscriptions
+)
+SELECT array_agg(customer_id), array_agg(customer_id) FILTER (WHERE several_subscriptions)
+INTO v_updated, v_recount
+FROM merged;
+
+IF coalesce(cardinality(v_updated), 0) < cardinality(v_ids) THEN  -- customers the merge did not reach
+    v_recount := v_recount || ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_updated));
+END IF;
+IF cardinality(v_recount) > 0 THEN
+    PERFORM ltv.recompute_customer_stats(v_recount);  -- locks (creating rows) and recomputes
+END IF;
+
+PERFORM ltv.notify_customers_changed(v_ids);
+RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION ltv.live_stats_after_insert() IS
+    'Statement trigger on revenue_events: add the inserted events to ltv.customer_stats, then notify';
+
+CREATE OR REPLACE FUNCTION ltv.live_stats_after_change()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, ltv
+SET jit = off
+AS $$
+DECLARE
+    v_ids bigint[];
+BEGIN
+-- each trigger has the transition tables of its own operation only
+IF TG_OP = 'INSERT' THEN
+    SELECT array_agg(DISTINCT customer_id) INTO v_ids FROM inserted_rows;
+ELSIF TG_OP = 'DELETE' THEN
+    SELECT array_agg(DISTINCT customer_id) INTO v_ids FROM deleted_rows;
+ELSIF TG_TABLE_NAME = 'subscriptions' THEN
+    WITH
+    before_rows AS (SELECT customer_id, subscription_id, plan_code, started_at, cancelled_at, ended_at FROM old_rows),
+    after_rows  AS (SELECT customer_id, subscription_id, plan_code, started_at, cancelled_at, ended_at FROM new_rows),
+    changed_customers AS (
+        SELECT customer_id FROM (SELECT * FROM before_rows EXCEPT ALL SELECT * FROM after_rows) gone
+        UNION
+        SELECT customer_id FROM (SELECT * FROM after_rows EXCEPT ALL SELECT * FROM before_rows) came
+    )
+    SELECT array_agg(customer_id) INTO v_ids FROM changed_customers;
+ELSE
+    WITH
+    before_rows AS (SELECT customer_id, occurred_at, event_id, kind, amount_base, subscription_id FROM old_rows),
+    after_rows  AS (SELECT customer_id, occurred_at, event_id, kind, amount_base, subscription_id FROM new_rows),
+    changed_customers AS (
+        SELECT customer_id FROM (SELECT * FROM before_rows EXCEPT ALL SELECT * FROM after_rows) gone
+        UNION
+        SELECT customer_id FROM (SELECT * FROM after_rows EXCEPT ALL SELECT * FROM before_rows) came
+    )
+    SELECT array_agg(customer_id) INTO v_ids FROM changed_customers;
+END IF;
+IF v_ids IS NOT NULL THEN
+    PERFORM ltv.refresh_customer_stats(v_ids);  -- notifies the customers it changed
+END IF;
+RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION ltv.live_stats_after_change() IS
+    'Statement trigger: recompute ltv.customer_stats for customers whose revenue events or subscriptions were updated or deleted, or who got a subscription; notifies';
+
+CREATE OR REPLACE FUNCTION ltv.live_stats_after_truncate()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, ltv
+SET jit = off
+AS $$
+BEGIN
+PERFORM ltv.refresh_customer_stats(NULL);  -- notifies {"all":true} when anything changed
+RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION ltv.live_stats_after_truncate() IS
+    'Statement trigger: rebuild ltv.customer_stats after revenue_events or subscriptions is truncated, then notify everyone';
+
+-- ---- the triggers (CREATE OR REPLACE: rerunning this file is harmless) --------------------------
+CREATE OR REPLACE TRIGGER live_stats_insert AFTER INSERT ON ltv.revenue_events
+    REFERENCING NEW TABLE AS inserted_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_insert();
+CREATE OR REPLACE TRIGGER live_stats_update AFTER UPDATE ON ltv.revenue_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_change();
+CREATE OR REPLACE TRIGGER live_stats_delete AFTER DELETE ON ltv.revenue_events
+    REFERENCING OLD TABLE AS deleted_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_change();
+CREATE OR REPLACE TRIGGER live_stats_truncate AFTER TRUNCATE ON ltv.revenue_events
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_truncate();
+
+CREATE OR REPLACE TRIGGER live_stats_insert AFTER INSERT ON ltv.subscriptions
+    REFERENCING NEW TABLE AS inserted_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_change();
+CREATE OR REPLACE TRIGGER live_stats_update AFTER UPDATE ON ltv.subscriptions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_change();
+CREATE OR REPLACE TRIGGER live_stats_delete AFTER DELETE ON ltv.subscriptions
+    REFERENCING OLD TABLE AS deleted_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_change();
+CREATE OR REPLACE TRIGGER live_stats_truncate AFTER TRUNCATE ON ltv.subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION ltv.live_stats_after_truncate();
+
+COMMENT ON TRIGGER live_stats_insert ON ltv.revenue_events IS 'Keeps ltv.customer_stats current: adds inserted events (any INSERT or COPY through the parent)';
+COMMENT ON TRIGGER live_stats_update ON ltv.revenue_events IS 'Keeps ltv.customer_stats current: recomputes customers whose events changed';
+COMMENT ON TRIGGER live_stats_delete ON ltv.revenue_events IS 'Keeps ltv.customer_stats current: recomputes customers who lost events';
+COMMENT ON TRIGGER live_stats_truncate ON ltv.revenue_events IS 'Keeps ltv.customer_stats current: rebuilds it after TRUNCATE';
+COMMENT ON TRIGGER live_stats_insert ON ltv.subscriptions IS 'Keeps ltv.customer_stats current: recomputes customers with new subscriptions';
+COMMENT ON TRIGGER live_stats_update ON ltv.subscriptions IS 'Keeps ltv.customer_stats current: recomputes customers whose subscriptions changed';
+COMMENT ON TRIGGER live_stats_delete ON ltv.subscriptions IS 'Keeps ltv.customer_stats current: recomputes customers who lost subscriptions';
+COMMENT ON TRIGGER live_stats_truncate ON ltv.subscriptions IS 'Keeps ltv.customer_stats current: rebuilds it after TRUNCATE';
