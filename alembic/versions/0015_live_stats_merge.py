@@ -16,16 +16,11 @@ FROZEN_SQL: list[str] = [
     # changed: VOLATILE — called after the trigger's UPDATE locked the row, it must count with a
     # snapshot of its own taken then, not the statement's
     "functions/one_off_purchases_on_day.sql",
-    # changed: the comment only — the INSERT trigger no longer calls it
+    # changed: the comment only — the INSERT trigger calls it for customers without a row only
     "functions/lock_customer_stats.sql",
-    # new: refresh_customer_stats's recomputation by id, without its notification, so the
-    # INSERT trigger can recompute some customers and still notify once per statement
-    "functions/recompute_customer_stats.sql",
-    # changed: the recomputation by id delegated to ltv.recompute_customer_stats
-    "functions/refresh_customer_stats.sql",
     # changed: live_stats_after_insert adds a statement's events in one pass over its rows and one
     # UPDATE computed from the row it locks (no lock statement, no second read of the stored
-    # rows); charges of several subscriptions and customers without a row are recomputed
+    # rows); charges of several subscriptions in a second UPDATE, customers without a row merged again
     "functions/live_stats_triggers.sql",
 ]
 
@@ -39,7 +34,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
-    migrations.reinstall_earlier_copies(
-        revision, [rel for rel in FROZEN_SQL if rel != "functions/recompute_customer_stats.sql"])
-    migrations.run_statement("DROP FUNCTION ltv.recompute_customer_stats(bigint[])")
+    migrations.reinstall_earlier_copies(revision, FROZEN_SQL)
     migrations.run_statement("SELECT ltv.apply_grants()")

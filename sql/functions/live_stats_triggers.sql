@@ -22,11 +22,12 @@
 --     (ltv.one_off_purchases_on_day: one index probe in one partition; VOLATILE, so it counts
 --     with a snapshot taken after the row was locked, which includes whatever the writer it
 --     waited for committed).
---     Two rarer cases are recomputed from the raw tables instead (ltv.recompute_customer_stats):
---     customers whose charges in the statement belong to more than one subscription (only the
---     latest subscription's charges count, and which that is the stored row says), and
---     customers the UPDATE did not reach — no row yet (their first event), or a row a
---     concurrent recomputation deleted meanwhile.
+--     Charges count only for the customer's latest subscription, which the stored row names:
+--     customers whose charges in the statement belong to more than one subscription get them in
+--     a second, small UPDATE of their (then locked) rows. Customers the UPDATE did not reach
+--     have no row — their first event, or a concurrent recomputation deleted the row they
+--     waited for: their rows are created (ltv.lock_customer_stats, in id order) and the merge
+--     runs again for them alone.
 --     This restates, for added events, the rules of ltv.customer_facts;
 --     ltv.verify_customer_stats and tests/test_live_stats.py hold the two to the same result.
 --   * live_stats_after_change — UPDATE and DELETE of revenue events, and every change to
@@ -55,8 +56,9 @@ SET enable_mergejoin = off
 AS $$
 DECLARE
     v_ids      bigint[];  -- the customers the statement touched, ascending
+    v_todo     bigint[];  -- those the next merge is for (NULL: all)
     v_updated  bigint[];  -- those whose row the merge updated
-    v_recount  bigint[];  -- those to recompute from the raw tables instead
+    v_several  bigint[];  -- those of them with charges of more than one subscription
 BEGIN
 SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
 FROM (SELECT DISTINCT customer_id FROM inserted_rows) inserted_customers;
@@ -64,6 +66,7 @@ IF v_ids IS NULL THEN
     RETURN NULL;
 END IF;
 
+LOOP
 -- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
 -- to it), one row per customer, added to the stored row. Planned afresh for every statement
 -- (plan_cache_mode above): the plan that suits one payment is not the plan that suits a COPY
@@ -76,13 +79,14 @@ purchase_days AS (  -- one-off purchases per customer and UTC day
            min(r.occurred_at) AS first_at,
            sum(r.amount_base) AS spend
     FROM inserted_rows r
-    WHERE r.kind = 'one_off'
+    WHERE r.kind = 'one_off' AND (v_todo IS NULL OR r.customer_id = ANY (v_todo))
     GROUP BY 1, 2
 ),
 events_and_days AS (  -- the events (day NULL), then one row per purchase day
     SELECT r.customer_id, r.occurred_at, r.kind, r.amount_base, r.subscription_id, r.event_id,
            NULL::date AS day, NULL::bigint AS purchases
     FROM inserted_rows r
+    WHERE v_todo IS NULL OR r.customer_id = ANY (v_todo)
     UNION ALL
     SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day, d.purchases
     FROM purchase_days d
@@ -153,7 +157,7 @@ merged AS (
                 THEN least(t.last_purchase_at, a.last_day_first_at)
             ELSE t.last_purchase_at END,
         one_off_spend = t.one_off_spend + coalesce(a.spend, 0),
-        -- charges count for the customer's latest subscription only (several: recounted below)
+        -- charges count for the customer's latest subscription only (several: added below)
         paid_periods = t.paid_periods
             + CASE WHEN a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
                    THEN a.charges ELSE 0 END,
@@ -170,15 +174,42 @@ merged AS (
     RETURNING t.customer_id, a.several_subscriptions
 )
 SELECT array_agg(customer_id), array_agg(customer_id) FILTER (WHERE several_subscriptions)
-INTO v_updated, v_recount
+INTO v_updated, v_several
 FROM merged;
 
-IF coalesce(cardinality(v_updated), 0) < cardinality(v_ids) THEN  -- customers the merge did not reach
-    v_recount := v_recount || ARRAY(SELECT unnest(v_ids) EXCEPT SELECT unnest(v_updated));
+IF v_several IS NOT NULL THEN
+    -- their charges, left out above: those of the subscription the (locked) row names
+    WITH
+    charges AS (
+        SELECT r.customer_id, r.subscription_id,
+               count(*)::integer AS charges,
+               max(r.occurred_at) AS charge_at,
+               max(ARRAY[extract(epoch FROM r.occurred_at), r.event_id, r.amount_base]) AS last_charge
+        FROM inserted_rows r
+        WHERE r.kind = 'subscription' AND r.subscription_id IS NOT NULL AND r.customer_id = ANY (v_several)
+        GROUP BY r.customer_id, r.subscription_id
+    )
+    UPDATE ltv.customer_stats t
+    SET paid_periods = t.paid_periods + c.charges,
+        (last_period_at, last_period_event_id, period_amount) =
+            (SELECT CASE WHEN charge_is_latest THEN c.charge_at ELSE t.last_period_at END,
+                    CASE WHEN charge_is_latest THEN c.last_charge[2]::bigint ELSE t.last_period_event_id END,
+                    CASE WHEN charge_is_latest THEN c.last_charge[3] ELSE t.period_amount END
+             FROM (SELECT t.last_period_at IS NULL
+                          OR (c.charge_at, c.last_charge[2]::bigint) > (t.last_period_at, t.last_period_event_id)
+                          AS charge_is_latest) latest_charge)
+    FROM charges c
+    WHERE t.customer_id = c.customer_id AND t.subscription_id = c.subscription_id;
 END IF;
-IF cardinality(v_recount) > 0 THEN
-    PERFORM ltv.recompute_customer_stats(v_recount);  -- locks (creating rows) and recomputes
-END IF;
+
+-- Customers the merge did not reach have no row: their first event, or a concurrent
+-- recomputation deleted the row they waited for. Create their rows (empty, locked, in id order;
+-- or lock the one a concurrent writer has just created) and merge again for them alone.
+SELECT array_agg(id ORDER BY id) INTO v_todo
+FROM (SELECT unnest(coalesce(v_todo, v_ids)) EXCEPT SELECT unnest(v_updated)) missing(id);
+EXIT WHEN v_todo IS NULL;
+PERFORM ltv.lock_customer_stats(v_todo);
+END LOOP;
 
 PERFORM ltv.notify_customers_changed(v_ids);
 RETURN NULL;

@@ -3,9 +3,9 @@
 -- for a customer who has none yet. ltv.refresh_customer_stats calls this before it reads what
 -- it will write: writers for the same customer queue here, and the next statement of the one
 -- that gets through sees everything its predecessors committed. (The INSERT trigger needs no
--- such statement: its one UPDATE computes the new values from the row it locks; see
--- live_stats_triggers.sql.) Locking in id order
--- means two statements can never each hold a row the other waits for. Writers for different
+-- such statement for customers with a row — its UPDATE computes the new values from the row
+-- it locks, see live_stats_triggers.sql — and calls this for customers without one.) Locking
+-- in id order means two statements can never each hold a row the other waits for. Writers for different
 -- customers lock different rows and do not wait for each other; there is no table lock.
 -- (ON CONFLICT DO UPDATE … WHERE false locks the existing row without writing it.)
 

@@ -6,9 +6,10 @@
 -- customers whose row changed, and tells listeners which (NOTIFY ltv_changed, via
 -- ltv.notify_customers_changed; {"all":true} after a full rebuild that changed anything).
 --
--- Customers by id are recomputed by ltv.recompute_customer_stats (which says how concurrent
--- writers are kept apart). The full rebuild takes a SHARE ROW EXCLUSIVE lock on the table
--- (writers wait for it; readers do not).
+-- Concurrency: the rows are locked first (ltv.lock_customer_stats) and only then recomputed, by
+-- a new statement whose snapshot includes everything the previous holders of those locks
+-- committed. A customer left with no event and no subscription loses its row. The full
+-- rebuild takes a SHARE ROW EXCLUSIVE lock on the table (writers wait for it; readers do not).
 
 CREATE OR REPLACE FUNCTION ltv.refresh_customer_stats(p_customer_ids bigint[] DEFAULT NULL)
 RETURNS bigint
@@ -18,6 +19,7 @@ SET plan_cache_mode = force_custom_plan
 SET jit = off
 AS $$
 DECLARE
+    v_ids     bigint[];
     v_changed bigint[];
 BEGIN
 IF p_customer_ids IS NULL THEN
@@ -55,7 +57,42 @@ IF p_customer_ids IS NULL THEN
     RETURN coalesce(cardinality(v_changed), 0);
 END IF;
 
-v_changed := ltv.recompute_customer_stats(p_customer_ids);
+SELECT array_agg(id ORDER BY id) INTO v_ids
+FROM (SELECT DISTINCT id FROM unnest(p_customer_ids) id WHERE id IS NOT NULL) distinct_ids;
+IF v_ids IS NULL THEN
+    RETURN 0;
+END IF;
+
+PERFORM ltv.lock_customer_stats(v_ids);
+
+-- recompute under the locks
+WITH
+facts AS (
+    SELECT * FROM ltv.customer_facts(NULL, v_ids)
+),
+updated AS (
+    UPDATE ltv.customer_stats t
+    SET (event_count, first_event_at, last_event_at, recurring_net, one_off_net, x,
+         first_purchase_at, last_purchase_at, one_off_spend, subscription_id, plan_code,
+         subscription_started, subscription_cancelled, subscription_ended, paid_periods,
+         last_period_at, last_period_event_id, period_amount)
+      = (f.event_count, f.first_event_at, f.last_event_at, f.recurring_net, f.one_off_net, f.x,
+         f.first_purchase_at, f.last_purchase_at, f.one_off_spend, f.subscription_id, f.plan_code,
+         f.subscription_started, f.subscription_cancelled, f.subscription_ended, f.paid_periods,
+         f.last_period_at, f.last_period_event_id, f.period_amount)
+    FROM facts f
+    WHERE t.customer_id = f.customer_id AND t IS DISTINCT FROM f
+    RETURNING t.customer_id
+),
+removed AS (
+    DELETE FROM ltv.customer_stats t
+    USING unnest(v_ids) AS ids(customer_id)  -- a join: = ANY (v_ids) would be estimated id by id
+    WHERE t.customer_id = ids.customer_id
+      AND NOT EXISTS (SELECT 1 FROM facts f WHERE f.customer_id = t.customer_id)
+    RETURNING t.customer_id
+)
+SELECT array_agg(customer_id) INTO v_changed
+FROM (SELECT customer_id FROM updated UNION ALL SELECT customer_id FROM removed) changed;
 IF v_changed IS NOT NULL THEN
     PERFORM ltv.notify_customers_changed(v_changed);
 END IF;
