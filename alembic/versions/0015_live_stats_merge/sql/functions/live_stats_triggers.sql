@@ -47,9 +47,10 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, ltv
 SET plan_cache_mode = force_custom_plan
 SET jit = off
--- bulk statements: per-customer groups hash in memory rather than spilling. The one join is a
--- nested loop of primary-key probes driven by the added rows in customer_id order: linear at any
--- size whatever the planner guesses about the groups, and it locks the rows in id order.
+-- bulk statements: per-customer groups hash in memory (a load of more than some 50,000
+-- customers spills part of them to disk). The one join is a nested loop of primary-key probes
+-- driven by the added rows in customer_id order: linear at any size whatever the planner
+-- guesses about the groups, and it locks the rows in id order.
 SET work_mem = '256MB'
 SET enable_hashjoin = off
 SET enable_mergejoin = off
@@ -106,11 +107,14 @@ added AS (
                     ELSE -(e.amount_base * 10000)::bigint END)
                FILTER (WHERE e.day IS NULL AND e.subscription_id IS NULL AND e.kind <> 'subscription')
                AS one_off_units,
-           -- charges of a subscription: how many, and the last by (occurred_at, event_id) with its
-           -- amount (arrays compare element by element; the epoch orders like the time)
+           -- charges: the one subscription charged (NULL: none or several — their charges are
+           -- added below), how many, and the last by (occurred_at, event_id) with its amount
+           -- (arrays compare element by element; the epoch orders like the time)
            min(e.subscription_id) FILTER (WHERE e.kind = 'subscription')
              <> max(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS several_subscriptions,
-           min(e.subscription_id) FILTER (WHERE e.kind = 'subscription') AS charged_subscription,
+           CASE WHEN min(e.subscription_id) FILTER (WHERE e.kind = 'subscription')
+                   = max(e.subscription_id) FILTER (WHERE e.kind = 'subscription')
+                THEN min(e.subscription_id) FILTER (WHERE e.kind = 'subscription') END AS charged_subscription,
            count(*) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL)::integer AS charges,
            max(e.occurred_at) FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS charge_at,
            max(ARRAY[extract(epoch FROM e.occurred_at), e.event_id, e.amount_base])
@@ -157,15 +161,13 @@ merged AS (
                 THEN least(t.last_purchase_at, a.last_day_first_at)
             ELSE t.last_purchase_at END,
         one_off_spend = t.one_off_spend + coalesce(a.spend, 0),
-        -- charges count for the customer's latest subscription only (several: added below)
-        paid_periods = t.paid_periods
-            + CASE WHEN a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
-                   THEN a.charges ELSE 0 END,
+        -- charges count for the customer's latest subscription only
+        paid_periods = t.paid_periods + CASE WHEN a.charged_subscription = t.subscription_id THEN a.charges ELSE 0 END,
         (last_period_at, last_period_event_id, period_amount) =
             (SELECT CASE WHEN charge_is_latest THEN a.charge_at ELSE t.last_period_at END,
                     CASE WHEN charge_is_latest THEN a.last_charge[2]::bigint ELSE t.last_period_event_id END,
                     CASE WHEN charge_is_latest THEN a.last_charge[3] ELSE t.period_amount END
-             FROM (SELECT a.charged_subscription = t.subscription_id AND NOT a.several_subscriptions
+             FROM (SELECT a.charged_subscription = t.subscription_id
                           AND (t.last_period_at IS NULL
                                OR (a.charge_at, a.last_charge[2]::bigint) > (t.last_period_at, t.last_period_event_id))
                           AS charge_is_latest) latest_charge)
