@@ -82,8 +82,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bulk_load  # noqa: E402
 
 
-def generate_csv(suppliers: int, seed: int, start: date | None) -> Path:
-    return bulk_load.generate_csv(bulk_load.config(suppliers, seed, start))
+def generate_csv(suppliers: int, seed: int, start: date | None, signup_growth: float | None = None) -> Path:
+    return bulk_load.generate_csv(bulk_load.config(suppliers, seed, start, signup_growth=signup_growth))
 
 
 def load_reference_data(conn: psycopg.Connection, csv_dir: Path) -> None:
@@ -322,6 +322,7 @@ def write_results(args: argparse.Namespace, context: dict, bulk: dict, ingest: d
     command = (f"LTV_HOME={os.environ.get('LTV_HOME', '.ltv/bench-live')} .venv/bin/python "
                f"benchmarks/bench_live_stats.py --suppliers {args.suppliers} --seed {args.seed}"
                + (f" --start {args.start}" if args.start else "")
+               + (f" --signup-growth {args.signup_growth:g}" if args.signup_growth is not None else "")
                + f" --reps {args.reps} --ingest-reps {args.ingest_reps} --latency-calls {args.latency_calls}"
                + (" --reuse --no-refit" if args.reuse else ""))
     lines = [
@@ -392,6 +393,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=date.fromisoformat, default=None,
                         help="first day of the marketplace's history (DemoConfig.start)")
+    parser.add_argument("--signup-growth", type=float, default=None,
+                        help="yearly growth of the signup rate, as given to benchmarks/bulk_load.py (the "
+                             "20 M-event database is built with 0)")
     parser.add_argument("--reuse", action="store_true",
                         help="use the database as set up by benchmarks/bulk_load.py (bench.events present) "
                              "instead of a fresh one; it ends with every event loaded again")
@@ -411,7 +415,7 @@ def main() -> None:
 
     from ltv_db.db import resolve_database_url
 
-    csv_dir = generate_csv(args.suppliers, args.seed, args.start)
+    csv_dir = generate_csv(args.suppliers, args.seed, args.start, args.signup_growth)
     url = resolve_database_url()  # starts the private cluster when LTV_DATABASE_URL is unset
     if args.reuse:
         with psycopg.connect(url) as conn:
