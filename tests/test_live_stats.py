@@ -164,9 +164,10 @@ def test_subscription_charges_and_ties(db: psycopg.Connection) -> None:
 def test_charges_of_several_subscriptions_and_first_events_in_one_statement(
     db: psycopg.Connection, listener: Listener
 ) -> None:
-    """The two cases the INSERT trigger recomputes from the raw tables instead of merging —
-    charges of more than one subscription of a customer, and a customer without a row yet —
-    beside an ordinary merge, in one statement that still notifies once."""
+    """The two cases the INSERT trigger handles apart from its one merge — charges of more than
+    one subscription of a customer (a second UPDATE adds the latest one's) and a customer
+    without a row yet (created, then merged) — beside an ordinary merge, in one statement that
+    still notifies once."""
     a, b, c, *_ = setup_reference(db)
     older = subscribe(db, a, T0)
     latest = subscribe(db, a, T0 + timedelta(days=20), plan="pro_year_gbp")
@@ -551,10 +552,10 @@ def test_a_purchase_day_two_writers_add_at_once_counts_once(db_url: str, db: psy
     assert differences(db) == []
 
 
-def test_an_insert_that_waited_for_a_deleted_row_recomputes_it(db_url: str, db: psycopg.Connection) -> None:
+def test_a_payment_that_waited_for_a_deleted_row_lands_in_a_new_one(db_url: str, db: psycopg.Connection) -> None:
     """A writer deletes a customer's every event, which deletes the customer's statistics row; a
     payment for that customer, waiting for the row meanwhile, finds it gone when the delete
-    commits — and must not be lost: the customer is recomputed from the raw tables."""
+    commits — and must not be lost: the row is created again and the payment merged into it."""
     a, *_ = setup_reference(db)
     add_events(db, [(a, T0, "one_off", "10.00", None)])
     with psycopg.connect(db_url) as first:
