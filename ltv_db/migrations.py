@@ -225,8 +225,8 @@ def _revision_module(revision: str) -> Path:
     return matches[0]
 
 
-def declared_sql(revision: str) -> list[str]:
-    """The FROZEN_SQL list a revision module declares."""
+def _revision_list(revision: str, name: str) -> list[str]:
+    """A list a revision module declares (empty when it declares none)."""
     import importlib.util
 
     module_path = _revision_module(revision)
@@ -234,7 +234,18 @@ def declared_sql(revision: str) -> list[str]:
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(module)
-    return list(module.FROZEN_SQL)
+    return list(getattr(module, name, []))
+
+
+def declared_sql(revision: str) -> list[str]:
+    """The FROZEN_SQL list a revision module declares."""
+    return _revision_list(revision, "FROZEN_SQL")
+
+
+def retired_sql() -> set[str]:
+    """sql/ files that a revision retired (RETIRED_SQL: its upgrade.sql drops what they defined).
+    Their frozen copies stay, for the revisions before it and for downgrades."""
+    return {rel for module in _revision_modules() for rel in _revision_list(module.stem, "RETIRED_SQL")}
 
 
 def freeze_sql(revision: str, files: list[str] | None = None) -> list[Path]:

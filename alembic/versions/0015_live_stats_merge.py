@@ -13,9 +13,10 @@ branch_labels = None
 depends_on = None
 
 FROZEN_SQL: list[str] = [
-    # changed: VOLATILE — called after the trigger's UPDATE locked the row, it must count with a
-    # snapshot of its own taken then, not the statement's
-    "functions/one_off_purchases_on_day.sql",
+    # new, replacing ltv.one_off_purchases_on_day (upgrade.sql drops it): a customer's purchase
+    # days over a range, VOLATILE — called after the trigger's UPDATE locked the row, it must
+    # count with a snapshot of its own taken then, not the statement's
+    "functions/one_off_purchase_days.sql",
     # changed: the comment only — the INSERT trigger calls it for customers without a row only
     "functions/lock_customer_stats.sql",
     # changed: live_stats_after_insert adds a statement's events in one pass over its rows and one
@@ -23,6 +24,9 @@ FROZEN_SQL: list[str] = [
     # rows); charges of several subscriptions in a second UPDATE, customers without a row merged again
     "functions/live_stats_triggers.sql",
 ]
+
+# dropped by upgrade.sql: nothing calls ltv.one_off_purchases_on_day any more
+RETIRED_SQL: list[str] = ["functions/one_off_purchases_on_day.sql"]
 
 JOBS: list[migrations.CronJob] = []
 
@@ -34,5 +38,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
-    migrations.reinstall_earlier_copies(revision, FROZEN_SQL)
+    migrations.reinstall_earlier_copies(
+        revision, ["functions/one_off_purchases_on_day.sql", "functions/lock_customer_stats.sql",
+                   "functions/live_stats_triggers.sql"])
     migrations.run_statement("SELECT ltv.apply_grants()")

@@ -17,11 +17,11 @@
 --     settings allow), and the rows are locked in id order — two statements never each hold a
 --     row the other waits for.
 --     The purchase-day count x stays exact: a new one-off day before the first or after the
---     last stored purchase day is new, one on either of those days is not, and only a day
---     strictly between them is checked by counting that day's purchases
---     (ltv.one_off_purchases_on_day: one index probe in one partition; VOLATILE, so it counts
---     with a snapshot taken after the row was locked, which includes whatever the writer it
---     waited for committed).
+--     last stored purchase day is new, one on either of those days is not, and a day strictly
+--     between them is new when all its purchases are added ones — for such customers the
+--     purchase days over the added ones' span are read from the table
+--     (ltv.one_off_purchase_days: VOLATILE, so it reads with a snapshot taken after the row was
+--     locked, which includes whatever the writer it waited for committed).
 --     Charges count only for the customer's latest subscription, which the stored row names:
 --     customers whose charges in the statement belong to more than one subscription get them in
 --     a second, small UPDATE of their (then locked) rows. Customers the UPDATE did not reach
@@ -56,17 +56,12 @@ SET enable_hashjoin = off
 SET enable_mergejoin = off
 AS $$
 DECLARE
-    v_ids      bigint[];  -- the customers the statement touched, ascending
-    v_todo     bigint[];  -- those the next merge is for (NULL: all)
-    v_updated  bigint[];  -- those whose row the merge updated
-    v_several  bigint[];  -- those of them with charges of more than one subscription
+    v_todo     bigint[];           -- the customers the next merge is for (NULL: all the statement's)
+    v_added    bigint;             -- how many customers it found in the transition table
+    v_updated  bigint[];           -- those whose row it updated
+    v_several  bigint[];           -- those of them with charges of more than one subscription
+    v_changed  bigint[] := '{}';   -- every customer updated, for the notification
 BEGIN
-SELECT array_agg(customer_id ORDER BY customer_id) INTO v_ids
-FROM (SELECT DISTINCT customer_id FROM inserted_rows) inserted_customers;
-IF v_ids IS NULL THEN
-    RETURN NULL;
-END IF;
-
 LOOP
 -- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
 -- to it), one row per customer, added to the stored row. Planned afresh for every statement
@@ -85,11 +80,11 @@ purchase_days AS (  -- one-off purchases per customer and UTC day
 ),
 events_and_days AS (  -- the events (day NULL), then one row per purchase day
     SELECT r.customer_id, r.occurred_at, r.kind, r.amount_base, r.subscription_id, r.event_id,
-           NULL::date AS day, NULL::bigint AS purchases
+           NULL::date AS day
     FROM inserted_rows r
     WHERE v_todo IS NULL OR r.customer_id = ANY (v_todo)
     UNION ALL
-    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day, d.purchases
+    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day
     FROM purchase_days d
 ),
 added AS (
@@ -120,15 +115,13 @@ added AS (
            max(ARRAY[extract(epoch FROM e.occurred_at), e.event_id, e.amount_base])
                FILTER (WHERE e.kind = 'subscription' AND e.subscription_id IS NOT NULL) AS last_charge,
            -- purchase days: how many, the first and last, the first purchase of the first and of
-           -- the last day (days are disjoint), the spend, and each day with its purchases
+           -- the last day (days are disjoint), the spend
            count(e.day)::integer AS days,
            min(e.day) AS first_day,
            max(e.day) AS last_day,
            min(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS first_purchase_at,
            max(e.occurred_at) FILTER (WHERE e.day IS NOT NULL) AS last_day_first_at,
-           sum(e.amount_base) FILTER (WHERE e.day IS NOT NULL) AS spend,
-           array_agg(e.day) FILTER (WHERE e.day IS NOT NULL) AS day_list,
-           array_agg(e.purchases) FILTER (WHERE e.day IS NOT NULL) AS purchase_list
+           sum(e.amount_base) FILTER (WHERE e.day IS NOT NULL) AS spend
     FROM events_and_days e
     GROUP BY e.customer_id
 ),
@@ -143,15 +136,18 @@ merged AS (
             WHEN a.days = 0 THEN 0
             WHEN t.x = 0 OR a.first_day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
                          OR a.last_day < (t.first_purchase_at AT TIME ZONE 'UTC')::date THEN a.days
-            -- some day on or between the stored first and last: day by day; one strictly
-            -- between is new unless the table holds more purchases that day than were added
+            -- some added day on or between the stored first and last: the purchase days over the
+            -- added ones' span, from the table (which holds the added purchases too). One before
+            -- the first or after the last is an added one, and new; one strictly between is new
+            -- when all its purchases are added ones; the first and last days are not new.
             ELSE (SELECT count(*)::integer
-                  FROM unnest(a.day_list, a.purchase_list) AS added_day(day, purchases)
-                  WHERE added_day.day < (t.first_purchase_at AT TIME ZONE 'UTC')::date
-                     OR added_day.day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
-                     OR (added_day.day <> (t.first_purchase_at AT TIME ZONE 'UTC')::date
-                         AND added_day.day <> (t.last_purchase_at AT TIME ZONE 'UTC')::date
-                         AND ltv.one_off_purchases_on_day(t.customer_id, added_day.day) = added_day.purchases))
+                  FROM ltv.one_off_purchase_days(t.customer_id, a.first_day, a.last_day) d
+                  WHERE d.day < (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                     OR d.day > (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                     OR (d.day > (t.first_purchase_at AT TIME ZONE 'UTC')::date
+                         AND d.day < (t.last_purchase_at AT TIME ZONE 'UTC')::date
+                         AND (t.customer_id, d.day, d.purchases)
+                             IN (SELECT p.customer_id, p.day, p.purchases FROM purchase_days p)))
             END,
         first_purchase_at = least(t.first_purchase_at, a.first_purchase_at),
         last_purchase_at = CASE
@@ -175,9 +171,12 @@ merged AS (
     WHERE t.customer_id = a.customer_id
     RETURNING t.customer_id, a.several_subscriptions
 )
-SELECT array_agg(customer_id), array_agg(customer_id) FILTER (WHERE several_subscriptions)
-INTO v_updated, v_several
+SELECT (SELECT count(*) FROM added), array_agg(customer_id),
+       array_agg(customer_id) FILTER (WHERE several_subscriptions)
+INTO v_added, v_updated, v_several
 FROM merged;
+EXIT WHEN v_added = 0;  -- an INSERT of no rows
+v_changed := v_changed || v_updated;
 
 IF v_several IS NOT NULL THEN
     -- their charges, left out above: those of the subscription the (locked) row names
@@ -207,13 +206,17 @@ END IF;
 -- Customers the merge did not reach have no row: their first event, or a concurrent
 -- recomputation deleted the row they waited for. Create their rows (empty, locked, in id order;
 -- or lock the one a concurrent writer has just created) and merge again for them alone.
-SELECT array_agg(id ORDER BY id) INTO v_todo
-FROM (SELECT unnest(coalesce(v_todo, v_ids)) EXCEPT SELECT unnest(v_updated)) missing(id);
-EXIT WHEN v_todo IS NULL;
+EXIT WHEN coalesce(cardinality(v_updated), 0) = v_added;
+SELECT array_agg(customer_id ORDER BY customer_id) INTO v_todo
+FROM (SELECT customer_id FROM inserted_rows WHERE v_todo IS NULL OR customer_id = ANY (v_todo)
+      EXCEPT
+      SELECT unnest(v_updated)) missing;
 PERFORM ltv.lock_customer_stats(v_todo);
 END LOOP;
 
-PERFORM ltv.notify_customers_changed(v_ids);
+IF cardinality(v_changed) > 0 THEN
+    PERFORM ltv.notify_customers_changed(v_changed);
+END IF;
 RETURN NULL;
 END;
 $$;
