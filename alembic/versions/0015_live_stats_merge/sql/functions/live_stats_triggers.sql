@@ -24,10 +24,10 @@
 --     locked, which includes whatever the writer it waited for committed).
 --     Charges count only for the customer's latest subscription, which the stored row names:
 --     customers whose charges in the statement belong to more than one subscription get them in
---     a second, small UPDATE of their (then locked) rows. Customers the UPDATE did not reach
---     have no row — their first event, or a concurrent recomputation deleted the row they
---     waited for: their rows are created (ltv.lock_customer_stats, in id order) and the merge
---     runs again for them alone.
+--     a second, small UPDATE of their (then locked) rows. When some customer has no row yet
+--     (a first event), the statement first creates it and locks every customer's row in id
+--     order (ltv.lock_customer_stats), as the other writers do, and then merges; a row that a
+--     concurrent recomputation deleted after that check is created then and merged again.
 --     This restates, for added events, the rules of ltv.customer_facts;
 --     ltv.verify_customer_stats and tests/test_live_stats.py hold the two to the same result.
 --   * live_stats_after_change — UPDATE and DELETE of revenue events, and every change to
@@ -62,11 +62,18 @@ DECLARE
     v_several  bigint[];           -- those of them with charges of more than one subscription
     v_changed  bigint[] := '{}';   -- every customer updated, for the notification
 BEGIN
+-- A customer without a row yet (a first event): create it and lock everyone's rows, all in id
+-- order, before the merge — the order every writer of ltv.customer_stats locks in.
+IF EXISTS (SELECT 1 FROM inserted_rows r
+           WHERE NOT EXISTS (SELECT 1 FROM ltv.customer_stats s WHERE s.customer_id = r.customer_id)) THEN
+    PERFORM ltv.lock_customer_stats(ARRAY(SELECT DISTINCT customer_id FROM inserted_rows));
+END IF;
+
 LOOP
 -- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
 -- to it), one row per customer, added to the stored row. Planned afresh for every statement
 -- (plan_cache_mode above): the plan that suits one payment is not the plan that suits a COPY
--- of millions. Money is summed in integer units of 0.0001 (amount_base is numeric(20,4)).
+-- of millions.
 WITH
 purchase_days AS (  -- one-off purchases per customer and UTC day
     SELECT r.customer_id,
@@ -80,11 +87,17 @@ purchase_days AS (  -- one-off purchases per customer and UTC day
 ),
 events_and_days AS (  -- the events (day NULL), then one row per purchase day
     SELECT r.customer_id, r.occurred_at, r.kind, r.amount_base, r.subscription_id, r.event_id,
-           NULL::date AS day
+           NULL::date AS day,
+           -- net in units of 0.0001 (amount_base is numeric(20,4)): money in (subscription,
+           -- one_off) counts plus, money out (refund, chargeback, credit) minus
+           CASE WHEN r.kind IN ('subscription', 'one_off') THEN (r.amount_base * 10000)::bigint
+                ELSE -(r.amount_base * 10000)::bigint END AS net_units,
+           -- recurring = tied to a subscription, or a charge (kind subscription) without one
+           r.subscription_id IS NOT NULL OR r.kind = 'subscription' AS recurring
     FROM inserted_rows r
     WHERE v_todo IS NULL OR r.customer_id = ANY (v_todo)
     UNION ALL
-    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day
+    SELECT d.customer_id, d.first_at, 'one_off', d.spend, NULL, NULL, d.day, NULL, NULL
     FROM purchase_days d
 ),
 added AS (
@@ -92,16 +105,8 @@ added AS (
            count(*) FILTER (WHERE e.day IS NULL) AS events,
            min(e.occurred_at) AS first_event_at,
            max(e.occurred_at) AS last_event_at,
-           -- net = money in (subscription, one_off) − money out (refund, chargeback, credit);
-           -- recurring = tied to a subscription, or a charge (kind subscription) without one
-           sum(CASE WHEN e.kind IN ('subscription', 'one_off') THEN (e.amount_base * 10000)::bigint
-                    ELSE -(e.amount_base * 10000)::bigint END)
-               FILTER (WHERE e.day IS NULL AND (e.subscription_id IS NOT NULL OR e.kind = 'subscription'))
-               AS recurring_units,
-           sum(CASE WHEN e.kind = 'one_off' THEN (e.amount_base * 10000)::bigint
-                    ELSE -(e.amount_base * 10000)::bigint END)
-               FILTER (WHERE e.day IS NULL AND e.subscription_id IS NULL AND e.kind <> 'subscription')
-               AS one_off_units,
+           sum(e.net_units) FILTER (WHERE e.recurring) AS recurring_units,
+           sum(e.net_units) FILTER (WHERE NOT e.recurring) AS one_off_units,
            -- charges: the one subscription charged (NULL: none or several — their charges are
            -- added below), how many, and the last by (occurred_at, event_id) with its amount
            -- (arrays compare element by element; the epoch orders like the time)
@@ -203,9 +208,12 @@ IF v_several IS NOT NULL THEN
     WHERE t.customer_id = c.customer_id AND t.subscription_id = c.subscription_id;
 END IF;
 
--- Customers the merge did not reach have no row: their first event, or a concurrent
--- recomputation deleted the row they waited for. Create their rows (empty, locked, in id order;
--- or lock the one a concurrent writer has just created) and merge again for them alone.
+-- Customers the merge did not reach lost their row after the check above: a concurrent
+-- recomputation deleted it (their every event and subscription had gone). Create their rows
+-- (or lock the one a concurrent writer has just created) and merge again for them alone. This
+-- is the one case that locks out of id order, after rows already locked; it needs a customer
+-- emptied and refilled at once, and PostgreSQL's deadlock detector settles the rare cycle it
+-- could close by failing one of the statements, which changes nothing.
 EXIT WHEN coalesce(cardinality(v_updated), 0) = v_added;
 SELECT array_agg(customer_id ORDER BY customer_id) INTO v_todo
 FROM (SELECT customer_id FROM inserted_rows WHERE v_todo IS NULL OR customer_id = ANY (v_todo)
