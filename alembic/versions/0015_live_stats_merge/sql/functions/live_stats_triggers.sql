@@ -25,9 +25,10 @@
 --     Charges count only for the customer's latest subscription, which the stored row names:
 --     customers whose charges in the statement belong to more than one subscription get them in
 --     a second, small UPDATE of their (then locked) rows. When some customer has no row yet
---     (a first event), the statement first creates it and locks every customer's row in id
---     order (ltv.lock_customer_stats), as the other writers do, and then merges; a row that a
---     concurrent recomputation deleted after that check is created then and merged again.
+--     (a first event), the UPDATE changes nothing; every customer's row is then locked in id
+--     order, the missing ones created (ltv.lock_customer_stats, as the other writers lock), and
+--     the merge runs again. A row that a concurrent recomputation deleted after that check is
+--     created then and merged again.
 --     This restates, for added events, the rules of ltv.customer_facts;
 --     ltv.verify_customer_stats and tests/test_live_stats.py hold the two to the same result.
 --   * live_stats_after_change — UPDATE and DELETE of revenue events, and every change to
@@ -62,13 +63,6 @@ DECLARE
     v_several  bigint[];           -- those of them with charges of more than one subscription
     v_changed  bigint[] := '{}';   -- every customer updated, for the notification
 BEGIN
--- A customer without a row yet (a first event): create it and lock everyone's rows, all in id
--- order, before the merge — the order every writer of ltv.customer_stats locks in.
-IF EXISTS (SELECT 1 FROM inserted_rows r
-           WHERE NOT EXISTS (SELECT 1 FROM ltv.customer_stats s WHERE s.customer_id = r.customer_id)) THEN
-    PERFORM ltv.lock_customer_stats(ARRAY(SELECT DISTINCT customer_id FROM inserted_rows));
-END IF;
-
 LOOP
 -- Merge: one pass over the transition table (with the one-off purchases grouped by day appended
 -- to it), one row per customer, added to the stored row. Planned afresh for every statement
@@ -130,6 +124,14 @@ added AS (
     FROM events_and_days e
     GROUP BY e.customer_id
 ),
+ordered AS (
+    SELECT * FROM added ORDER BY customer_id
+),
+without_row AS (  -- customers with no row yet (a first event); if any, the UPDATE does nothing
+    SELECT count(*) AS customers
+    FROM ordered a
+    WHERE NOT EXISTS (SELECT 1 FROM ltv.customer_stats s WHERE s.customer_id = a.customer_id)
+),
 merged AS (
     UPDATE ltv.customer_stats t
     SET event_count = t.event_count + a.events,
@@ -172,8 +174,9 @@ merged AS (
                           AND (t.last_period_at IS NULL
                                OR (a.charge_at, a.last_charge[2]::bigint) > (t.last_period_at, t.last_period_event_id))
                           AS charge_is_latest) latest_charge)
-    FROM (SELECT * FROM added ORDER BY customer_id) a
+    FROM ordered a
     WHERE t.customer_id = a.customer_id
+      AND (SELECT customers FROM without_row) = 0  -- else nothing: see after the statement
     RETURNING t.customer_id, a.several_subscriptions
 )
 SELECT (SELECT count(*) FROM added), array_agg(customer_id),
@@ -208,10 +211,12 @@ IF v_several IS NOT NULL THEN
     WHERE t.customer_id = c.customer_id AND t.subscription_id = c.subscription_id;
 END IF;
 
--- Customers the merge did not reach lost their row after the check above: a concurrent
--- recomputation deleted it (their every event and subscription had gone). Create their rows
--- (or lock the one a concurrent writer has just created) and merge again for them alone. This
--- is the one case that locks out of id order, after rows already locked; it needs a customer
+-- Customers the merge did not reach: either some customer had no row yet and nothing was
+-- merged — then every customer's row is locked in id order now, the missing ones created
+-- (ltv.lock_customer_stats, as every other writer locks), and the merge runs again — or a
+-- concurrent recomputation deleted a customer's row after the check (their every event and
+-- subscription had gone): that row is created now, after the others were locked, and the merge
+-- runs again for it alone. That is the one case that locks out of id order; it needs a customer
 -- emptied and refilled at once, and PostgreSQL's deadlock detector settles the rare cycle it
 -- could close by failing one of the statements, which changes nothing.
 EXIT WHEN coalesce(cardinality(v_updated), 0) = v_added;
