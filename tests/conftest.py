@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,16 @@ def run_cli(args: list[str], database_url: str, **env: str) -> subprocess.Comple
     environ = {**os.environ, "LTV_DATABASE_URL": database_url, **env}
     exe = Path(sys.executable).with_name("ltv-db")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=environ, cwd=REPO_ROOT)
+
+
+def wait_for_lock_wait(conn: psycopg.Connection, pid: int | None = None, timeout: float = 30.0) -> None:
+    """Return once backend ``pid`` (any backend of this database when None) waits for a lock —
+    the moment a concurrency test lets the writer it blocks go on; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not conn.execute(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND (%(pid)s::int IS NULL OR pid = %(pid)s::int)",
+        {"pid": pid},
+    ).fetchone()[0]:
+        assert time.monotonic() < deadline, f"no backend ({pid or 'any'}) waited for a lock within {timeout} s"
+        time.sleep(0.02)

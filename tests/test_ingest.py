@@ -10,7 +10,6 @@ import hashlib
 import random
 import re
 import threading
-import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from ltv_db import ingest
 from ltv_db.cli import IngestEntity
 from ltv_db.ingest import IngestResult, ingest_file, ingest_stream, record_event
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for_lock_wait
 
 EVENT_HEADER = "source,external_id,customer_ref,occurred_at,kind,amount,currency,subscription_ref"
 
@@ -214,11 +213,7 @@ def test_overlapping_loaders_never_both_insert_an_event(db: psycopg.Connection, 
             first = ingest_file(conn, "events", first_file)  # claimed, not committed yet
             other = threading.Thread(target=second_loader)
             other.start()
-            deadline = time.monotonic() + 30
-            while not count(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                "AND wait_event_type = 'Lock'") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert time.monotonic() < deadline, "the second loader never waited for the first one's keys"
+            wait_for_lock_wait(db)  # the second loader waits for the first one's keys
         other.join(60)
     assert "error" not in outcome, outcome.get("error")
     second = outcome["result"]

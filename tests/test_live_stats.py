@@ -23,6 +23,7 @@ from psycopg.rows import dict_row
 
 from ltv_db import demo_data
 from ltv_db.migrations import current_revision, downgrade_to, upgrade_head
+from tests.conftest import wait_for_lock_wait
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 MONTHS = [date(2025, m, 1) for m in (1, 2, 3)]  # partitions; other months land in the default one
@@ -499,14 +500,6 @@ def test_concurrent_writers_lose_nothing(db_url: str, db: psycopg.Connection) ->
     assert differences(db) == []
 
 
-def wait_until_waiting_for_a_lock(conn: psycopg.Connection, pid: int) -> None:
-    deadline = time.monotonic() + 30
-    while not conn.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
-                           (pid,)).fetchone()[0]:
-        assert time.monotonic() < deadline, "the second writer never waited for the first"
-        time.sleep(0.02)
-
-
 def insert_in_thread(db_url: str, rows: list[tuple]) -> tuple[threading.Thread, dict]:
     """add_events(rows) in a connection of its own, in a thread; returns it and its outcome (the
     connection's pid as soon as it is known, an error if one was raised)."""
@@ -543,7 +536,7 @@ def test_a_purchase_day_two_writers_add_at_once_counts_once(db_url: str, db: psy
     with psycopg.connect(db_url) as first:
         add_events(first, [(a, day_5, "one_off", "1.00", None)])  # holds a's row until it commits
         second, outcome = insert_in_thread(db_url, [(a, day_5 + timedelta(hours=2), "one_off", "2.00", None)])
-        wait_until_waiting_for_a_lock(db, outcome["pid"])
+        wait_for_lock_wait(db, outcome["pid"])
         first.commit()
     second.join(60)
     assert "error" not in outcome, outcome.get("error")
@@ -561,7 +554,7 @@ def test_a_payment_that_waited_for_a_deleted_row_lands_in_a_new_one(db_url: str,
     with psycopg.connect(db_url) as first:
         first.execute("DELETE FROM ltv.revenue_events WHERE customer_id = %s", (a,))
         second, outcome = insert_in_thread(db_url, [(a, T0 + timedelta(days=1), "one_off", "7.00", None)])
-        wait_until_waiting_for_a_lock(db, outcome["pid"])
+        wait_for_lock_wait(db, outcome["pid"])
         first.commit()
     second.join(60)
     assert "error" not in outcome, outcome.get("error")

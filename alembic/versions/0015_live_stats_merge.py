@@ -38,7 +38,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     migrations.downgrade(__file__, JOBS)
-    migrations.reinstall_earlier_copies(
-        revision, ["functions/one_off_purchases_on_day.sql", "functions/lock_customer_stats.sql",
-                   "functions/live_stats_triggers.sql"])
+    # the earlier texts, the retired function's included (one_off_purchase_days has none: dropped)
+    migrations.reinstall_earlier_copies(revision, FROZEN_SQL + RETIRED_SQL)
     migrations.run_statement("SELECT ltv.apply_grants()")
