@@ -2,7 +2,7 @@
 plain COPY of the same file, in the same run.
 
     .venv/bin/python benchmarks/bench_ingest.py [--events 5000000] [--suppliers 450000] [--seed 1]
-                                                [--reingest] [--keep] [--no-results]
+                                                [--jobs 2,1] [--reingest] [--keep] [--no-results]
 
 What it does:
 
@@ -15,12 +15,14 @@ What it does:
    Plans, FX rates, acquisition spend, customers and subscriptions are loaded first with
    ``ltv-db ingest`` (timed, but not the subject).
 3. (a) Baseline: ``psql \\copy`` of the events file into an unconstrained table of eight text
-   columns — what PostgreSQL's own COPY costs for these bytes. (b) ``ltv-db ingest events FILE``
-   end to end in a subprocess: wall time, events/s, the ratio to (a), and the peak RSS of that
-   process (``os.wait4`` rusage). While it runs, ``pg_stat_activity`` is sampled every 0.2 s to
-   attribute wall time to the ingestion's statements, and the backend's CPU time is read from
+   columns — what PostgreSQL's own COPY costs for these bytes. (b) ``ltv-db ingest events FILE
+   --jobs N`` end to end in a subprocess, for each N of ``--jobs`` (the events are truncated
+   between two runs): wall time, events/s, the ratio to (a), and the peak RSS of that process
+   (``/usr/bin/time``). While it runs, ``pg_stat_activity`` is sampled every 0.2 s to attribute
+   the ingesting backends' time to the ingestion's statements, and their CPU time is read from
    ``/proc`` (same host only). A ``CHECKPOINT`` precedes each measured step.
-4. ``--reingest`` also times ingesting the same file again (every row a duplicate).
+4. ``--reingest`` also times ingesting the same file again (every row a duplicate), with the
+   last N.
 
 Prints a Markdown snippet and (unless ``--no-results``) replaces the "Ingest (issue 2)" section
 of ``benchmarks/RESULTS.md``.
@@ -153,31 +155,37 @@ def baseline_copy(url: str, path: Path) -> float:
 
 @dataclass
 class Sampler:
-    """Polls pg_stat_activity for the ingesting backend: wall time per statement, CPU time."""
+    """Polls pg_stat_activity for the ingesting backends (the command's own connection and, with
+    --jobs, its chunk connections): their time per statement, summed, and their CPU time."""
 
     url: str
     interval: float = 0.2
     phases: Counter[str] = field(default_factory=Counter)
-    backend_cpu: float | None = None
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def backend_cpu(self) -> float | None:
+        return sum(self.cpu_by_pid.values()) if self.cpu_by_pid else None
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             last = time.perf_counter()
             while not self._stop.is_set():
-                row = conn.execute(
-                    "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = 'ltv-db' "
-                    "AND backend_type = 'client backend' ORDER BY backend_start DESC LIMIT 1"
-                ).fetchone()
+                rows = conn.execute(
+                    "SELECT pid, state, query FROM pg_stat_activity "
+                    "WHERE application_name IN ('ltv-db', 'ltv-db ingest') AND backend_type = 'client backend'"
+                ).fetchall()
                 now = time.perf_counter()
-                if row:
-                    pid, state, query = row
+                for pid, state, query in rows:
                     label = "other (client side, small statements)"
                     if state == "active":
                         label = next((name for prefix, name in PHASES if query.lstrip().startswith(prefix)),
                                      "other statements")
                     self.phases[label] += now - last
-                    self.backend_cpu = cpu_seconds(pid) or self.backend_cpu
+                    seconds = cpu_seconds(pid)
+                    if seconds is not None:
+                        self.cpu_by_pid[pid] = seconds
                 last = now
                 time.sleep(self.interval)
 
@@ -201,6 +209,7 @@ def cpu_seconds(pid: int) -> float | None:
 
 @dataclass
 class Run:
+    jobs: int
     wall: float
     peak_rss_mb: float
     exit_code: int
@@ -209,7 +218,7 @@ class Run:
     backend_cpu: float | None
 
 
-def run_ingest(url: str, path: Path) -> Run:
+def run_ingest(url: str, path: Path, jobs: int) -> Run:
     """`ltv-db ingest events` in a subprocess; its peak RSS measured by /usr/bin/time, which
     forks it from a small process (a child forked from this benchmark would inherit — and
     ru_maxrss would count — this process's own resident pages until its exec)."""
@@ -220,16 +229,24 @@ def run_ingest(url: str, path: Path) -> Run:
         rss_file = Path(tmp) / "rss"
         started = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), str(exe), "ingest", "events",
-                               str(path)], capture_output=True, text=True, cwd=REPO, env=env, check=False)
+                               str(path), "--jobs", str(jobs)], capture_output=True, text=True, cwd=REPO, env=env, check=False)
         elapsed = time.perf_counter() - started
         rss_kib = int(rss_file.read_text().strip().splitlines()[-1])
     if proc.returncode != 0:
         raise SystemExit(f"ltv-db ingest failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    return Run(elapsed, rss_kib / 1024, proc.returncode, proc.stdout, sampler.phases, sampler.backend_cpu)
+    return Run(jobs, elapsed, rss_kib / 1024, proc.returncode, proc.stdout, sampler.phases, sampler.backend_cpu)
+
+
+def empty_events(url: str) -> None:
+    """Back to the state before the first run: no events, keys or queued customers (the
+    TRUNCATE trigger resets the live statistics)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ltv.revenue_events, ltv.revenue_event_keys, ltv.mrr_stale_customers")
+        conn.execute("VACUUM ANALYZE ltv.customer_stats")
 
 
 # -- report ----------------------------------------------------------------------------------------
-def markdown(args: argparse.Namespace, url_kind: str, path: Path, baseline: float, first: Run,
+def markdown(args: argparse.Namespace, url_kind: str, path: Path, baseline: float, runs: list[Run],
              again: Run | None, reference: dict[str, float], machine: dict[str, str]) -> str:
     n = args.events
     size_mb = path.stat().st_size / 1e6
@@ -241,8 +258,8 @@ def markdown(args: argparse.Namespace, url_kind: str, path: Path, baseline: floa
         f"{machine['load_after']}.",
         "",
         "```",
-        f".venv/bin/python benchmarks/bench_ingest.py --events {n} --suppliers {args.suppliers} --seed {args.seed}"
-        + (" --reingest" if args.reingest else ""),
+        f".venv/bin/python benchmarks/bench_ingest.py --events {n} --suppliers {args.suppliers} --seed {args.seed} "
+        f"--jobs {args.jobs}" + (" --reingest" if args.reingest else ""),
         "```",
         "",
         f"File: {n:,} events, {size_mb:,.0f} MB (synthetic marketplace, seed {args.seed}, time-ordered).",
@@ -251,21 +268,25 @@ def markdown(args: argparse.Namespace, url_kind: str, path: Path, baseline: floa
         "|---|---:|---:|---:|---:|",
         f"| (a) plain `COPY` into an unconstrained 8 × text table | {baseline:.1f} s | {n / baseline:,.0f} "
         "| 1.00× | – |",
-        f"| (b) `ltv-db ingest events` (validated, FX, ledger, partitions) | {first.wall:.1f} s | "
-        f"{n / first.wall:,.0f} | {first.wall / baseline:.2f}× | {first.peak_rss_mb:.0f} MB |",
     ]
+    for run in runs:
+        lines.append(
+            f"| (b) `ltv-db ingest events --jobs {run.jobs}` (validated, FX, ledger, partitions) | {run.wall:.1f} s | "
+            f"{n / run.wall:,.0f} | {run.wall / baseline:.2f}× | {run.peak_rss_mb:.0f} MB |"
+        )
     if again is not None:
         lines.append(
-            f"| (c) the same file again (all duplicates) | {again.wall:.1f} s | {n / again.wall:,.0f} | "
-            f"{again.wall / baseline:.2f}× | {again.peak_rss_mb:.0f} MB |"
+            f"| (c) the same file again (all duplicates), `--jobs {again.jobs}` | {again.wall:.1f} s | "
+            f"{n / again.wall:,.0f} | {again.wall / baseline:.2f}× | {again.peak_rss_mb:.0f} MB |"
         )
-    lines += ["", "Where (b)'s time went (sampled from `pg_stat_activity` every 0.2 s):", "",
-              "| step | wall |", "|---|---:|"]
-    for label, seconds in sorted(first.phases.items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {label} | {seconds:.1f} s |")
-    if first.backend_cpu is not None:
-        lines += ["", f"Backend CPU time of (b): {first.backend_cpu:.1f} s "
-                  f"({first.backend_cpu / n * 1e6:.1f} µs per event)."]
+    for run in runs:
+        lines += ["", f"Where the ingesting backends' time went with `--jobs {run.jobs}` (sampled from "
+                  "`pg_stat_activity` every 0.2 s, summed over the backends):", "",
+                  "| step | backend time |", "|---|---:|"]
+        for label, seconds in sorted(run.phases.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| {label} | {seconds:.1f} s |")
+        if run.backend_cpu is not None:
+            lines += ["", f"Backend CPU time: {run.backend_cpu:.1f} s ({run.backend_cpu / n * 1e6:.1f} µs per event)."]
     if reference:
         lines += ["", "Reference data loaded beforehand with `ltv-db ingest`: "
                   + ", ".join(f"{k} {v:.1f} s" for k, v in reference.items()) + "."]
@@ -311,10 +332,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--suppliers", type=int, default=450_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", default="2,1",
+                        help="comma-separated --jobs values of `ltv-db ingest`, each timed on an empty events table")
     parser.add_argument("--reingest", action="store_true", help="also time a re-ingest of the same file")
     parser.add_argument("--keep", action="store_true", help="keep the private cluster")
     parser.add_argument("--no-results", action="store_true", help="do not update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    job_counts = [int(j) for j in args.jobs.split(",")]
 
     directory, path = events_file(args.events, args.suppliers, args.seed)
     url, cluster = server(args.keep)
@@ -333,21 +357,25 @@ def main() -> None:
             log(f"loaded {entity} in {reference[entity]:.1f} s")
         warm(path)
         baseline = baseline_copy(url, path)
-        log("ltv-db ingest events …")
-        first = run_ingest(url, path)
-        log(f"ingest: {first.wall:.1f} s, peak RSS {first.peak_rss_mb:.0f} MB")
-        with psycopg.connect(url) as conn:
-            loaded = conn.execute("SELECT count(*) FROM ltv.revenue_events").fetchone()[0]
-        if loaded != args.events:
-            raise SystemExit(f"expected {args.events:,} events in revenue_events, found {loaded:,}")
+        runs = []
+        for jobs in job_counts:
+            if runs:
+                empty_events(url)
+            log(f"ltv-db ingest events --jobs {jobs} …")
+            runs.append(run_ingest(url, path, jobs))
+            log(f"ingest --jobs {jobs}: {runs[-1].wall:.1f} s, peak RSS {runs[-1].peak_rss_mb:.0f} MB")
+            with psycopg.connect(url) as conn:
+                loaded = conn.execute("SELECT count(*) FROM ltv.revenue_events").fetchone()[0]
+            if loaded != args.events:
+                raise SystemExit(f"expected {args.events:,} events in revenue_events, found {loaded:,}")
         again = None
         if args.reingest:
-            log("ltv-db ingest events (again) …")
-            again = run_ingest(url, path)
+            log(f"ltv-db ingest events --jobs {job_counts[-1]} (again) …")
+            again = run_ingest(url, path, job_counts[-1])
             log(f"re-ingest: {again.wall:.1f} s")
         machine["load_after"] = f"{os.getloadavg()[0]:.1f}"
         kind = "database from LTV_DATABASE_URL" if cluster is None else "fresh private cluster"
-        snippet = markdown(args, kind, path, baseline, first, again, reference, machine)
+        snippet = markdown(args, kind, path, baseline, runs, again, reference, machine)
         print(snippet)
         if not args.no_results:
             write_results(snippet)

@@ -2,7 +2,8 @@
 
 One file is one batch and one transaction: either every good row lands together with every
 reject, the counts and the file's sha256 (``ltv.ingest_batches``), or — on any error or crash —
-nothing does. How a file goes in:
+nothing does. (``ingest_file(..., jobs=N)`` trades that for speed on a large events file: see
+:mod:`ltv_db.ingest_parallel`, which runs the steps below per chunk.) How a file goes in:
 
 1. **Raw lines.** The bytes are streamed in ~1 MB blocks cut at the last newline (CRLF → LF,
    trailing empty lines dropped) into ``COPY ingest_raw_lines(raw)`` of a TEMP table whose

@@ -1,9 +1,9 @@
 """Parallel ingestion of a large events file (``ltv-db ingest events FILE --jobs N``).
 
 One backend validates and loads about 45,000 events a second, on one core; the rest of the
-machine sits idle. With ``jobs`` > 1 the file is cut into chunks of whole lines (about
-:data:`CHUNK_BYTES` each) and ``jobs`` connections load them side by side, each chunk in its
-own transaction, through exactly the single-batch path of :mod:`ltv_db.ingest` (the same
+machine sits idle. With ``jobs`` > 1 the file is cut into chunks of whole lines (up to
+:data:`CHUNK_BYTES` each, smaller towards the end) and ``jobs`` connections load them side by
+side, each chunk in its own transaction, through exactly the single-batch path of :mod:`ltv_db.ingest` (the same
 staging SQL, checks and reasons, line numbers counted from the start of the file).
 
 What changes against one transaction per file:
@@ -104,6 +104,7 @@ class Loader:
         self.rows_read = 0
         self.chunks_committed = 0
         self._lock = threading.Lock()
+        self._coordinator_lock = threading.Lock()
         self._idle: queue.Queue[psycopg.Connection] = queue.Queue()
         self._connections = [connect() for _ in range(jobs)]
         for conn in self._connections:
@@ -114,8 +115,10 @@ class Loader:
             conn.close()
 
     def create_partitions(self, months: list[date]) -> None:
-        # psycopg serialises the threads' statements on the one connection
-        create_partitions(self.coordinator, months)
+        # Committed at once: the partitions' ACCESS EXCLUSIVE lock must not outlive this call.
+        # One transaction at a time on the one connection (psycopg would nest a second thread's).
+        with self._coordinator_lock, self.coordinator.transaction():
+            create_partitions(self.coordinator, months)
 
     def put(self, chunk: Chunk, block: bytes | None) -> bool:
         """Hand a block to a chunk; False when some chunk failed (stop reading)."""
@@ -205,7 +208,7 @@ def ingest_events_parallel(
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest-chunk") as pool:
             try:
-                lines = read_chunks(first, blocks, loader, pool, chunk_bytes)
+                lines = read_chunks(first, blocks, loader, pool, chunk_bytes, path.stat().st_size, jobs)
             except BaseException as exc:  # the file could not be read, or Ctrl-C: stop the chunks
                 loader.errors.append(exc)
                 loader.failed.set()
@@ -223,21 +226,29 @@ def ingest_events_parallel(
 
 
 def read_chunks(first: bytes, blocks: Iterator[bytes], loader: Loader, pool: ThreadPoolExecutor,
-                chunk_bytes: int) -> int:
-    """Cut the file into chunks, hand each to the pool as it starts; the number of lines read."""
+                chunk_bytes: int, file_bytes: int, jobs: int) -> int:
+    """Cut the file into chunks, hand each to the pool as it starts; the number of lines read.
+
+    Chunks shrink towards the end of the file (guided scheduling): each is at most a
+    ``2 × jobs``-th of what is left, down to an eighth of ``chunk_bytes``, so that the
+    connections run out of work at about the same time instead of one of them finishing a
+    full-size last chunk alone."""
     line_no = 1  # the number of the next chunk's first line
+    position = 0  # bytes handed out so far
     chunk: Chunk | None = None
-    size = 0
+    size = target = 0
     for block in itertools.chain([first], blocks):
         if chunk is None:
             chunk = Chunk(first_line=line_no)
             pool.submit(loader.load, chunk)
             size = 0
+            target = max(chunk_bytes // 8, min(chunk_bytes, (file_bytes - position) // (2 * jobs)))
         if not loader.put(chunk, block):
             return line_no - 1
         line_no += block.count(b"\n")
         size += len(block)
-        if size >= chunk_bytes:
+        position += len(block)
+        if size >= target:
             loader.put(chunk, None)
             chunk = None
     if chunk is not None:

@@ -54,8 +54,10 @@ def reject_kinds(db: psycopg.Connection, batch_id: int) -> set[tuple[int, str]]:
 
 
 def connections_to(url: str, made: list[psycopg.Connection]):
+    """Chunk connections that give up on a lock after 20 s: a lock nobody will release (one the
+    coordinating connection kept) fails the test instead of hanging it."""
     def connect() -> psycopg.Connection:
-        conn = psycopg.connect(url)
+        conn = psycopg.connect(url, options="-c lock_timeout=20s")
         made.append(conn)
         return conn
     return connect
@@ -74,9 +76,11 @@ def test_chunks_in_parallel_land_what_one_transaction_lands(db: psycopg.Connecti
     assert count(db, "SELECT count(*) FROM ltv.revenue_events") == 0
 
     made: list[psycopg.Connection] = []
-    with caplog.at_level(logging.DEBUG, logger="ltv_db.ingest_parallel"):
-        result = ingest_parallel.ingest_events_parallel(db, path, jobs=2, connect=connections_to(db_url, made),
-                                                        chunk_bytes=CHUNK)
+    # The coordinating connection as the CLI opens it (not autocommit): the partitions it creates
+    # for the chunks must be committed at once, or every chunk would wait for its lock forever.
+    with caplog.at_level(logging.DEBUG, logger="ltv_db.ingest_parallel"), psycopg.connect(db_url) as coordinator:
+        result = ingest_parallel.ingest_events_parallel(coordinator, path, jobs=2,
+                                                        connect=connections_to(db_url, made), chunk_bytes=CHUNK)
     chunks = [r for r in caplog.records if "lines committed" in r.getMessage()]
     assert len(made) == 2 and len(chunks) >= 12, (len(made), len(chunks))
     assert all(conn.closed for conn in made)
