@@ -178,6 +178,8 @@ class Sampler:
                 ).fetchall()
                 now = time.perf_counter()
                 for pid, state, query in rows:
+                    if state == "idle":  # between chunks, or the coordinating connection: no batch open
+                        continue
                     label = "other (client side, small statements)"
                     if state == "active":
                         label = next((name for prefix, name in PHASES if query.lstrip().startswith(prefix)),

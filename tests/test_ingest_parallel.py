@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -162,3 +163,13 @@ def test_cli_jobs_option(db: psycopg.Connection, db_url: str, tmp_path: Path) ->
     assert count(db, "SELECT count(*) FROM ltv.revenue_events") == 2
     refused = run_cli(["ingest", "events", str(path), "--jobs", "0"], db_url)
     assert refused.returncode == 2 and "--jobs" in refused.stderr
+
+
+def test_partitions_are_created_up_front_from_sampled_lines(tmp_path: Path) -> None:
+    # 1 MB samples: a small file is one block, so its first and last data lines are the samples
+    rows = [event("s1", at="2023-01-31T23:00:00-05:00"), "garbage,line", event("s2", at="2023-06-01T00:00:00Z"),
+            event("s3", at="2024-12-01T00:00:00Z")]
+    path = write(tmp_path, "events.csv", EVENT_HEADER, rows)
+    assert ingest_parallel.sampled_months(path, occurred_at=4) == [date(2023, 1, 1), date(2024, 12, 1)]
+    path = write(tmp_path, "odd.csv", EVENT_HEADER, ["stripe,x", event("s4", at="0000-13-01T00:00:00Z")])
+    assert ingest_parallel.sampled_months(path, occurred_at=4) == []
