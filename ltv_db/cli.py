@@ -203,7 +203,7 @@ def ingest_command(
     file: Annotated[Path, typer.Argument(help="CSV file (UTF-8, header first)")],
     jobs: Annotated[int, typer.Option(
         min=1, max=32,
-        help="connections that load an events file side by side, a chunk of ~32 MB per transaction: about "
+        help="connections that load an events file side by side, a chunk of up to 64 MB per transaction: about "
              "1.7x faster with 2 on two cores, but no longer all or nothing (if a chunk fails, the committed "
              "ones stay and re-running the file loads the rest); smaller files and other entities use one")] = 1,
 ) -> None:

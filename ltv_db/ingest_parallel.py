@@ -73,7 +73,7 @@ from ltv_db.ingest import (
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 32 << 20  # ≈ 330,000 events of the demo marketplace per chunk
+CHUNK_BYTES = 64 << 20  # ≈ 660,000 events of the demo marketplace (32 MB: 3-15 % slower, 128 MB: the same)
 QUEUED_BLOCKS = 4  # blocks waiting for a chunk's COPY
 POLL_SECONDS = 0.2  # how often a blocked reader or COPY looks whether another thread failed
 
