@@ -72,7 +72,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import psycopg
 from psycopg import sql
@@ -199,9 +199,9 @@ class Batch:
     batch_id: int
     file_name: str
     layout: Layout
-    # How a chunk creates the partitions its months need; None: in its own transaction. The
-    # parallel loader (ltv_db.ingest_parallel) creates them on another connection, committed at
-    # once, so that the parent's ACCESS EXCLUSIVE lock does not stall the other chunks.
+    # How the partitions for the batch's months are created; None: in the batch's transaction.
+    # The parallel loader (ltv_db.ingest_parallel) creates them on another connection, committed
+    # at once, so that the parent's ACCESS EXCLUSIVE lock does not stall the other chunks.
     create_partitions: Callable[[list[date]], None] | None = None
 
 
@@ -216,6 +216,14 @@ class Outcome:
 
     def reject(self, kind: str, n: int) -> None:
         self.rejects_by_reason[kind] = self.rejects_by_reason.get(kind, 0) + n
+
+    def add(self, other: Outcome) -> None:
+        """Count ``other``'s rows too (the chunks of one batch)."""
+        self.loaded += other.loaded
+        self.updated += other.updated
+        self.duplicates += other.duplicates
+        for kind, n in other.rejects_by_reason.items():
+            self.reject(kind, n)
 
 
 @dataclass(frozen=True)
@@ -877,9 +885,10 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
         with phase("write rejects"):
             write_rejects(cur, batch)
     with phase("partitions"):
-        months = scalar(cur, EVENT_MONTHS)
+        months = cast(list[date] | None, scalar(cur, EVENT_MONTHS))
         if months:
-            (batch.create_partitions or partial(create_partitions, cur.connection))(months)  # type: ignore[arg-type]
+            create = batch.create_partitions or partial(create_partitions, cur.connection)
+            create(months)
     with phase("claim keys"):
         claimed = claim_keys(cur)
     if claimed == good:

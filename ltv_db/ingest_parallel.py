@@ -54,6 +54,7 @@ from ltv_db.ingest import (
     Batch,
     HeaderError,
     IngestError,
+    IngestInvariantError,
     IngestResult,
     Layout,
     Outcome,
@@ -76,6 +77,10 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 << 20  # ≈ 660,000 events of the demo marketplace (32 MB: 3-15 % slower, 128 MB: the same)
 QUEUED_BLOCKS = 4  # blocks waiting for a chunk's COPY
 POLL_SECONDS = 0.2  # how often a blocked reader or COPY looks whether another thread failed
+
+
+class ChunkStopped(IngestError):
+    """A chunk gave up because another one failed (not the cause worth reporting)."""
 
 
 class PartialBatchError(IngestError):
@@ -107,7 +112,13 @@ class Loader:
         self._lock = threading.Lock()
         self._coordinator_lock = threading.Lock()
         self._idle: queue.Queue[psycopg.Connection] = queue.Queue()
-        self._connections = [connect() for _ in range(jobs)]
+        self._connections: list[psycopg.Connection] = []
+        try:
+            for _ in range(jobs):
+                self._connections.append(connect())
+        except BaseException:
+            self.close()
+            raise
         for conn in self._connections:
             self._idle.put(conn)
 
@@ -137,7 +148,7 @@ class Loader:
                 block = chunk.blocks.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 if self.failed.is_set():
-                    raise IngestError("stopped: another chunk failed") from None
+                    raise ChunkStopped("stopped: another chunk failed") from None
                 continue
             if block is None:
                 return
@@ -162,10 +173,7 @@ class Loader:
             with self._lock:
                 self.rows_read += rows_read
                 self.chunks_committed += 1
-                for name in ("loaded", "updated", "duplicates"):
-                    setattr(self.outcome, name, getattr(self.outcome, name) + getattr(outcome, name))
-                for kind, n in outcome.rejects_by_reason.items():
-                    self.outcome.reject(kind, n)
+                self.outcome.add(outcome)
         except BaseException as exc:
             with self._lock:
                 self.errors.append(exc)
@@ -205,9 +213,9 @@ def ingest_events_parallel(
     with conn.transaction(), conn.cursor() as cur:
         batch_id = new_batch(cur, spec, str(path))
     loader = Loader(conn, connect, jobs, batch_id, str(path), layout)
-    loader.create_partitions(sampled_months(path, layout.positions["occurred_at"]))
     lines = 0
     try:
+        loader.create_partitions(sampled_months(path, layout.positions["occurred_at"]))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest-chunk") as pool:
             try:
                 lines = read_chunks(first, blocks, loader, pool, chunk_bytes, path.stat().st_size, jobs)
@@ -220,8 +228,8 @@ def ingest_events_parallel(
         raise batch_failure(loader, batch_id)
     result = batch_result(spec, loader.batch, loader.rows_read, loader.outcome, ignored, hasher.hexdigest())
     if result.rows_read != lines - 1:
-        raise PartialBatchError(f"events: {lines - 1} lines read but {result.rows_read} loaded in chunks "
-                                f"(batch {batch_id} left unfinished)")
+        raise IngestInvariantError(f"events: {lines - 1} lines read but {result.rows_read} in the committed chunks "
+                                   f"(batch {batch_id} left unfinished)")
     with conn.transaction(), conn.cursor() as cur:
         finish_batch(cur, batch_id, result.sha256)
     return result
@@ -281,8 +289,7 @@ def read_chunks(first: bytes, blocks: Iterator[bytes], loader: Loader, pool: Thr
 
 def batch_failure(loader: Loader, batch_id: int) -> IngestError:
     """The first real error (not a chunk stopped because of it), worded for the user."""
-    cause = next((e for e in loader.errors if not (isinstance(e, IngestError) and str(e).startswith("stopped"))),
-                 loader.errors[0])
+    cause = next((e for e in loader.errors if not isinstance(e, ChunkStopped)), loader.errors[0])
     if isinstance(cause, KeyboardInterrupt):
         raise cause
     if not loader.chunks_committed:
