@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -27,8 +28,9 @@ REPEATED_KEYS = ((1_498, 1_501), (12, 2_900))  # data lines: in one chunk, and f
 
 
 def event_lines() -> list[str]:
-    """Good events over twelve months (so chunks create partitions), with bad lines, a key
-    repeated inside one chunk and a key repeated in another chunk."""
+    """Good events over twelve months, with bad lines, a key repeated inside one chunk and a key
+    repeated in another chunk. The file is one 1 MB sample, so the pass before the chunks
+    creates the partitions of its first and last line's months and the chunks the other ten."""
     rows = []
     for i in range(1, LINES + 1):
         month = 1 + i % 12
@@ -54,7 +56,7 @@ def reject_kinds(db: psycopg.Connection, batch_id: int) -> set[tuple[int, str]]:
     return {(line, reason.split(":")[0]) for line, _, reason in rejects(db, batch_id)}
 
 
-def connections_to(url: str, made: list[psycopg.Connection]):
+def connections_to(url: str, made: list[psycopg.Connection]) -> Callable[[], psycopg.Connection]:
     """Chunk connections that give up on a lock after 20 s: a lock nobody will release (one the
     coordinating connection kept) fails the test instead of hanging it."""
     def connect() -> psycopg.Connection:
