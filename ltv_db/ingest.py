@@ -70,7 +70,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Literal, cast
 
@@ -199,7 +198,7 @@ class Batch:
     batch_id: int
     file_name: str
     layout: Layout
-    # How the partitions for the batch's months are created; None: in the batch's transaction.
+    # How the partitions for the batch's days are created; None: in the batch's transaction.
     # The parallel loader (ltv_db.ingest_parallel) creates them on another connection, committed
     # at once, so that the parent's ACCESS EXCLUSIVE lock does not stall the other chunks.
     create_partitions: Callable[[list[date]], None] | None = None
@@ -725,24 +724,23 @@ WHERE (f.rate IS NULL OR f.rate >= {safe_rate})
 RETURNING s.reject_kind
 """
 
-# The months of the good rows, which need partitions.
-EVENT_MONTHS = """
-SELECT array_agg(DISTINCT date_trunc('month', utc_day)::date) FROM pg_temp.ingest_fx WHERE rate IS NOT NULL
-"""
-# Partitions for months within [2000-01, now + partition_months_ahead]; anything else lands in
-# the DEFAULT partition (nothing is lost) and maintain_revenue_partitions rehomes it.
-CREATE_PARTITIONS = """
+# Partitions for the months of some days, within [2000-01, now + partition_months_ahead];
+# anything else lands in the DEFAULT partition (nothing is lost) and maintain_revenue_partitions
+# rehomes it. {days} is where the days come from: the batch's good rows, or a list.
+PARTITIONS_FOR_DAYS = """
 SELECT count(*) FILTER (WHERE ltv.create_revenue_partition(month))
-FROM (SELECT DISTINCT date_trunc('month', m)::date AS month FROM unnest(%s::date[]) m ORDER BY 1) months
+FROM (SELECT DISTINCT date_trunc('month', day)::date AS month FROM {days} ORDER BY 1) months
 WHERE month >= DATE '2000-01-01'
   AND month <= (date_trunc('month', now() AT TIME ZONE 'UTC')
                 + make_interval(months => (SELECT partition_months_ahead FROM ltv.settings)))::date
 """
+BATCH_DAYS = "(SELECT utc_day FROM pg_temp.ingest_fx WHERE rate IS NOT NULL) AS good_rows(day)"
+LISTED_DAYS = "unnest(%s::date[]) AS listed(day)"
 
 
-def create_partitions(conn: psycopg.Connection, months: list[date]) -> None:
-    """Create the monthly partitions (of the months of ``months``) that do not exist yet."""
-    conn.execute(CREATE_PARTITIONS, (months,))
+def create_partitions(conn: psycopg.Connection, days: list[date]) -> None:
+    """Create the partitions for the months of ``days`` that do not exist yet."""
+    conn.execute(PARTITIONS_FOR_DAYS.replace("{days}", LISTED_DAYS), (days,))
 
 
 EVENT_CLAIM = """
@@ -885,10 +883,10 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
         with phase("write rejects"):
             write_rejects(cur, batch)
     with phase("partitions"):
-        months = cast(list[date] | None, scalar(cur, EVENT_MONTHS))
-        if months:
-            create = batch.create_partitions or partial(create_partitions, cur.connection)
-            create(months)
+        if batch.create_partitions is None:
+            cur.execute(PARTITIONS_FOR_DAYS.replace("{days}", BATCH_DAYS))
+        elif days := cast(list[date] | None, scalar(cur, f"SELECT array_agg(DISTINCT day) FROM {BATCH_DAYS}")):
+            batch.create_partitions(days)
     with phase("claim keys"):
         claimed = claim_keys(cur)
     if claimed == good:
@@ -1084,28 +1082,37 @@ def ingest_stream(
     spec = entity_spec(entity)
     if conn.info.encoding.lower().replace("-", "") != "utf8":
         raise IngestError(f"the connection's client_encoding is {conn.info.encoding}; ingestion needs UTF8")
-    hasher = hashlib.sha256()
-    consumed = 0
-
-    def on_bytes(chunk: bytes) -> None:
-        nonlocal consumed
-        hasher.update(chunk)
-        consumed += len(chunk)
-        if progress is not None:
-            progress(consumed)
-
+    digest = FileDigest(progress)
     with conn.transaction(), conn.cursor() as cur:
         start_batch_transaction(cur)
         batch_id = new_batch(cur, spec, file_name)
         with phase("copy raw lines"):
-            layout, ignored, lines = copy_raw(cur, spec, whole_line_blocks(chunks, on_bytes))
+            layout, ignored, lines = copy_raw(cur, spec, whole_line_blocks(chunks, digest))
         batch = Batch(batch_id=batch_id, file_name=file_name, layout=layout)
         outcome = stage_and_load(cur, spec, batch, rows_read=lines - 1)
-        result = batch_result(spec, batch, lines - 1, outcome, ignored, hasher.hexdigest())
-        add_batch_counts(cur, batch.batch_id, result.rows_read, outcome)
-        finish_batch(cur, batch.batch_id, result.sha256)
+        result = batch_result(spec, batch, lines - 1, outcome, ignored, digest.hexdigest())
+        record_batch(cur, batch.batch_id, result.rows_read, outcome, finished_sha256=result.sha256)
         drop_temp_tables(cur)
     return result
+
+
+class FileDigest:
+    """Watches a file's bytes go by (``whole_line_blocks``' ``on_bytes``): their sha256 and
+    how many, reported to ``progress``."""
+
+    def __init__(self, progress: Callable[[int], None] | None = None) -> None:
+        self._sha256 = hashlib.sha256()
+        self._progress = progress
+        self.consumed = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self._sha256.update(chunk)
+        self.consumed += len(chunk)
+        if self._progress is not None:
+            self._progress(self.consumed)
+
+    def hexdigest(self) -> str:
+        return self._sha256.hexdigest()
 
 
 def start_batch_transaction(cur: psycopg.Cursor, first_line: int = 1) -> None:
@@ -1157,25 +1164,22 @@ def batch_result(spec: Entity, batch: Batch, rows_read: int, outcome: Outcome, i
     )
 
 
-def add_batch_counts(cur: psycopg.Cursor, batch_id: int, rows_read: int, outcome: Outcome) -> None:
-    """Add what a batch (or one chunk of it) did to its ltv.ingest_batches row."""
+def record_batch(cur: psycopg.Cursor, batch_id: int, rows_read: int, outcome: Outcome, *,
+                 finished_sha256: str | None = None) -> None:
+    """Add what a batch (or one chunk of it) did to its ltv.ingest_batches row; given the file's
+    checksum, also mark the batch finished (its one audit entry is written then)."""
     cur.execute(
         """
         UPDATE ltv.ingest_batches
-        SET rows_read = rows_read + %s, loaded = loaded + %s, updated = updated + %s,
-            duplicates = duplicates + %s, rejected = rejected + %s
-        WHERE batch_id = %s
+        SET rows_read = rows_read + %(rows_read)s, loaded = loaded + %(loaded)s, updated = updated + %(updated)s,
+            duplicates = duplicates + %(duplicates)s, rejected = rejected + %(rejected)s,
+            sha256 = coalesce(%(sha256)s, sha256),
+            finished_at = CASE WHEN %(sha256)s::text IS NULL THEN finished_at ELSE clock_timestamp() END
+        WHERE batch_id = %(batch_id)s
         """,
-        (rows_read, outcome.loaded, outcome.updated, outcome.duplicates, sum(outcome.rejects_by_reason.values()),
-         batch_id),
-    )
-
-
-def finish_batch(cur: psycopg.Cursor, batch_id: int, sha256: str) -> None:
-    """Mark a batch finished (its one audit entry is written now) with the file's checksum."""
-    cur.execute(
-        "UPDATE ltv.ingest_batches SET sha256 = %s, finished_at = clock_timestamp() WHERE batch_id = %s",
-        (sha256, batch_id),
+        {"rows_read": rows_read, "loaded": outcome.loaded, "updated": outcome.updated,
+         "duplicates": outcome.duplicates, "rejected": sum(outcome.rejects_by_reason.values()),
+         "sha256": finished_sha256, "batch_id": batch_id},
     )
 
 

@@ -34,7 +34,6 @@ so at most ``jobs`` × :data:`QUEUED_BLOCKS` blocks are in flight.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import queue
@@ -52,21 +51,21 @@ from ltv_db.ingest import (
     CHUNK_SIZE,
     COPY_RAW,
     Batch,
+    FileDigest,
     HeaderError,
     IngestError,
     IngestInvariantError,
     IngestResult,
     Layout,
     Outcome,
-    add_batch_counts,
     batch_result,
     copy_ready,
     create_partitions,
     entity_spec,
     file_chunks,
-    finish_batch,
     new_batch,
     read_header,
+    record_batch,
     stage_and_load,
     start_batch_transaction,
     whole_line_blocks,
@@ -126,11 +125,11 @@ class Loader:
         for conn in self._connections:
             conn.close()
 
-    def create_partitions(self, months: list[date]) -> None:
+    def create_partitions(self, days: list[date]) -> None:
         # Committed at once: the partitions' ACCESS EXCLUSIVE lock must not outlive this call.
         # One transaction at a time on the one connection (psycopg would nest a second thread's).
         with self._coordinator_lock, self.coordinator.transaction():
-            create_partitions(self.coordinator, months)
+            create_partitions(self.coordinator, days)
 
     def put(self, chunk: Chunk, block: bytes | None) -> bool:
         """Hand a block to a chunk; False when some chunk failed (stop reading)."""
@@ -168,7 +167,7 @@ class Loader:
                         copy.write(block)
                 rows_read = cur.rowcount - (1 if chunk.first_line == 1 else 0)  # line 1 is the header
                 outcome = stage_and_load(cur, spec, self.batch, rows_read)
-                add_batch_counts(cur, self.batch.batch_id, rows_read, outcome)
+                record_batch(cur, self.batch.batch_id, rows_read, outcome)
             log.debug("chunk from line %s: %s lines committed", chunk.first_line, rows_read)
             with self._lock:
                 self.rows_read += rows_read
@@ -195,17 +194,8 @@ def ingest_events_parallel(
     ``chunk_bytes`` per transaction (see the module docstring). ``conn`` must not be inside a
     transaction: it commits the batch row first and creates partitions for the chunks."""
     spec = entity_spec("events")
-    hasher = hashlib.sha256()
-    consumed = 0
-
-    def on_bytes(data: bytes) -> None:
-        nonlocal consumed
-        hasher.update(data)
-        consumed += len(data)
-        if progress is not None:
-            progress(consumed)
-
-    blocks = (copy_ready(b) for b in whole_line_blocks(file_chunks(path, min(CHUNK_SIZE, chunk_bytes)), on_bytes))
+    digest = FileDigest(progress)
+    blocks = (copy_ready(b) for b in whole_line_blocks(file_chunks(path, min(CHUNK_SIZE, chunk_bytes)), digest))
     first = next(blocks, None)
     if first is None:
         raise HeaderError(f"events: the file is empty; expected a header ({', '.join(spec.required)})")
@@ -226,12 +216,12 @@ def ingest_events_parallel(
         loader.close()
     if loader.errors:
         raise batch_failure(loader, batch_id)
-    result = batch_result(spec, loader.batch, loader.rows_read, loader.outcome, ignored, hasher.hexdigest())
+    result = batch_result(spec, loader.batch, loader.rows_read, loader.outcome, ignored, digest.hexdigest())
     if result.rows_read != lines - 1:
         raise IngestInvariantError(f"events: {lines - 1} lines read but {result.rows_read} in the committed chunks "
                                    f"(batch {batch_id} left unfinished)")
     with conn.transaction(), conn.cursor() as cur:
-        finish_batch(cur, batch_id, result.sha256)
+        record_batch(cur, batch_id, 0, Outcome(), finished_sha256=result.sha256)
     return result
 
 
