@@ -46,6 +46,9 @@ from pathlib import Path
 
 import psycopg
 
+from ltv_db.db import APPLICATION_NAME
+from ltv_db.ingest import CHUNK_APPLICATION_NAME
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 SECTION = "## Ingest (issue 2)"
@@ -174,7 +177,8 @@ class Sampler:
             while not self._stop.is_set():
                 rows = conn.execute(
                     "SELECT pid, state, query FROM pg_stat_activity "
-                    "WHERE application_name IN ('ltv-db', 'ltv-db ingest') AND backend_type = 'client backend'"
+                    "WHERE application_name = ANY (%s) AND backend_type = 'client backend'",
+                    ([APPLICATION_NAME, CHUNK_APPLICATION_NAME],),
                 ).fetchall()
                 now = time.perf_counter()
                 for pid, state, query in rows:

@@ -24,7 +24,11 @@ def resolve_database_url(settings: Settings | None = None, *, start: bool = True
     return cluster.url(settings.database_name)
 
 
-def connect(url: str | None = None, *, autocommit: bool = False, application: str = "ltv-db") -> psycopg.Connection:
+APPLICATION_NAME = "ltv-db"  # what pg_stat_activity shows for the CLI's connections
+
+
+def connect(url: str | None = None, *, autocommit: bool = False,
+            application: str = APPLICATION_NAME) -> psycopg.Connection:
     return psycopg.connect(
         url or resolve_database_url(), autocommit=autocommit, application_name=application
     )

@@ -87,6 +87,7 @@ EXIT_NOTHING_LOADED = 4
 
 CHUNK_SIZE = 1 << 20  # bytes read from a file at a time; memory stays flat in the file size
 RECORD_FILE_NAME = "<record_event>"  # file_name of the batches record_event() creates
+CHUNK_APPLICATION_NAME = "ltv-db ingest"  # pg_stat_activity's name for parallel ingestion's connections
 
 
 class IngestError(Exception):
@@ -1230,7 +1231,7 @@ def same_server(conn: psycopg.Connection) -> Callable[[], psycopg.Connection]:
     """A factory of connections with ``conn``'s parameters (the password included, never shown)."""
     def connect() -> psycopg.Connection:
         return psycopg.connect(conn.info.dsn, password=conn.info.password or None,
-                               application_name="ltv-db ingest")
+                               application_name=CHUNK_APPLICATION_NAME)
     return connect
 
 
