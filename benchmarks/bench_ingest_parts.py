@@ -18,7 +18,13 @@ evenly:
 
 For each run: the ingesting backend's CPU time (``/proc``, same host only), the time of each
 ingestion step (the ``ltv_db.ingest`` phase log), and the time of the trigger functions
-(``pg_stat_user_functions`` with ``track_functions = 'all'``). Prints a Markdown report.
+(``pg_stat_user_functions`` with ``track_functions = 'all'``).
+
+Then the design's floor, on the last copy: a plain COPY of the file into eight text columns
+(``bench_ingest.py``'s baseline), against the two indexed inserts every event needs whatever
+the parsing — the rows just loaded copied by ``INSERT … SELECT`` into empty copies of the
+ledger and of the events table (``LIKE … INCLUDING ALL``: their primary keys and CHECKs; no
+triggers, no partition routing). Prints a Markdown report.
 """
 
 from __future__ import annotations
@@ -127,7 +133,37 @@ def run_once(url: str, path: Path, variant: str) -> dict[str, float]:
             **{f"trigger {name}": float(seconds) for name, seconds in functions.items()}}
 
 
-def report(n: int, runs: dict[str, list[dict[str, float]]]) -> str:
+def design_floor(url: str, path: Path) -> dict[str, float]:
+    """Backend CPU seconds of the plain COPY and of the two indexed inserts (see the docstring)."""
+    text_columns = ", ".join(f"{name} text" for name in ingest.EVENT_COLUMNS)
+    steps = {
+        "plain COPY into eight text columns": None,
+        "ledger rows into a copy of ltv.revenue_event_keys":
+            "INSERT INTO floor_keys SELECT * FROM ltv.revenue_event_keys",
+        "event rows into a copy of ltv.revenue_events":
+            "INSERT INTO floor_events SELECT * FROM ltv.revenue_events",
+    }
+    seconds: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE floor_copy ({text_columns})")
+        conn.execute("CREATE TABLE floor_keys (LIKE ltv.revenue_event_keys INCLUDING ALL)")
+        conn.execute("CREATE TABLE floor_events (LIKE ltv.revenue_events INCLUDING ALL)")
+        pid = conn.info.backend_pid
+        for step, statement in steps.items():
+            conn.execute("CHECKPOINT")
+            before = cpu_seconds(pid) or 0.0
+            if statement is None:
+                with conn.cursor().copy("COPY floor_copy FROM STDIN WITH (FORMAT csv, HEADER true)") as copy, \
+                        path.open("rb") as source:
+                    while block := source.read(ingest.CHUNK_SIZE):
+                        copy.write(block)
+            else:
+                conn.execute(statement)
+            seconds[step] = (cpu_seconds(pid) or 0.0) - before
+    return seconds
+
+
+def report(n: int, runs: dict[str, list[dict[str, float]]], floor: dict[str, float]) -> str:
     def per_event(seconds: list[float]) -> str:
         return ", ".join(f"{s / n * 1e6:.1f}" for s in seconds) + " µs"
 
@@ -143,6 +179,11 @@ def report(n: int, runs: dict[str, list[dict[str, float]]]) -> str:
     steps = [k for k in runs["as shipped"][0] if k != "backend CPU"]
     for step in steps:
         lines.append(f"| {step} | {per_event([r.get(step, 0.0) for r in runs['as shipped']])} |")
+    copy_seconds, *insert_seconds = floor.values()
+    lines += ["", "The design's floor (backend CPU per row):", "", "| step | per row |", "|---|---:|"]
+    lines += [f"| {step} | {seconds / n * 1e6:.1f} µs |" for step, seconds in floor.items()]
+    lines += ["", f"3× the COPY on two cores allows {6 * copy_seconds / n * 1e6:.1f} µs of CPU per event; "
+              f"the two inserts alone take {sum(insert_seconds) / n * 1e6:.1f} µs."]
     return "\n".join(lines)
 
 
@@ -175,7 +216,9 @@ def main() -> None:
                 runs[variant].append(run_once(database_url(url, RUN_DB), path, variant))
                 log(f"{variant} ({rep + 1}/{args.reps}): {time.perf_counter() - started:.1f} s, "
                     f"backend CPU {runs[variant][-1]['backend CPU']:.1f} s")
-        print(report(args.events, runs))
+        floor = design_floor(database_url(url, RUN_DB), path)
+        log("design floor: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in floor.items()))
+        print(report(args.events, runs, floor))
     finally:
         if cluster is not None:
             cluster.destroy()  # type: ignore[attr-defined]
