@@ -217,6 +217,15 @@ class Outcome:
     def reject(self, kind: str, n: int) -> None:
         self.rejects_by_reason[kind] = self.rejects_by_reason.get(kind, 0) + n
 
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+    @property
+    def accounted(self) -> int:
+        """Lines this outcome accounts for, each exactly once."""
+        return self.loaded + self.updated + self.duplicates + self.rejected
+
     def add(self, other: Outcome) -> None:
         """Count ``other``'s rows too (the chunks of one batch)."""
         self.loaded += other.loaded
@@ -873,14 +882,14 @@ def load_events(cur: psycopg.Cursor, batch: Batch) -> Outcome:
             good = n
         else:
             outcome.reject(kind, n)
-    analyze_if_large(cur, good + sum(outcome.rejects_by_reason.values()), "ingest_staged", "ingest_fx")
+    analyze_if_large(cur, good + outcome.rejected, "ingest_staged", "ingest_fx")
     risky = scalar(cur, "SELECT count(*) FROM pg_temp.ingest_fx WHERE rate IS NULL OR rate >= %s", (SAFE_RATE,))
     if risky:
         cur.execute(EVENT_FX_REJECTS.replace("{safe_rate}", str(SAFE_RATE)))
         for (kind,) in cur.fetchall():
             outcome.reject(kind, 1)
             good -= 1
-    if sum(outcome.rejects_by_reason.values()):
+    if outcome.rejected:
         with phase("write rejects"):
             write_rejects(cur, batch)
     with phase("partitions"):
@@ -1148,9 +1157,8 @@ def stage_and_load(cur: psycopg.Cursor, spec: Entity, batch: Batch, rows_read: i
     with phase("stage"):
         cur.execute(spec.stage(batch.layout))
     outcome = spec.load(cur, batch)
-    accounted = outcome.loaded + outcome.updated + outcome.duplicates + sum(outcome.rejects_by_reason.values())
-    if accounted != rows_read:
-        raise IngestInvariantError(f"{spec.name}: {rows_read} rows read but {accounted} accounted for")
+    if outcome.accounted != rows_read:
+        raise IngestInvariantError(f"{spec.name}: {rows_read} rows read but {outcome.accounted} accounted for")
     return outcome
 
 
@@ -1159,7 +1167,7 @@ def batch_result(spec: Entity, batch: Batch, rows_read: int, outcome: Outcome, i
     return IngestResult(
         batch_id=batch.batch_id, entity=spec.name, file_name=batch.file_name, rows_read=rows_read,
         loaded=outcome.loaded, updated=outcome.updated, duplicates=outcome.duplicates,
-        rejected=sum(outcome.rejects_by_reason.values()),
+        rejected=outcome.rejected,
         rejects_by_reason=dict(sorted(outcome.rejects_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         ignored_columns=ignored, sha256=sha256,
     )
@@ -1179,7 +1187,7 @@ def record_batch(cur: psycopg.Cursor, batch_id: int, rows_read: int, outcome: Ou
         WHERE batch_id = %(batch_id)s
         """,
         {"rows_read": rows_read, "loaded": outcome.loaded, "updated": outcome.updated,
-         "duplicates": outcome.duplicates, "rejected": sum(outcome.rejects_by_reason.values()),
+         "duplicates": outcome.duplicates, "rejected": outcome.rejected,
          "sha256": finished_sha256, "batch_id": batch_id},
     )
 
