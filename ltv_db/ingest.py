@@ -63,6 +63,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -1059,17 +1060,22 @@ def copy_ready(block: bytes) -> bytes:
     return b"".join(out)
 
 
+def read_file_header(spec: Entity, blocks: Iterator[bytes]) -> tuple[Layout, tuple[str, ...], bytes]:
+    """The header's layout and ignored columns, read from the file's first block of whole lines,
+    which is returned too (it still has to be loaded); HeaderError for an empty file."""
+    first = next(blocks, None)
+    if first is None:
+        raise HeaderError(f"{spec.name}: the file is empty; expected a header ({', '.join(spec.required)})")
+    layout, ignored = read_header(spec, first.split(b"\n", 1)[0])
+    return layout, ignored, first
+
+
 def copy_raw(cur: psycopg.Cursor, spec: Entity, blocks: Iterator[bytes]) -> tuple[Layout, tuple[str, ...], int]:
     """COPY every line into ingest_raw_lines; the header's layout and the number of lines."""
-    layout: Layout | None = None
-    ignored: tuple[str, ...] = ()
+    layout, ignored, first = read_file_header(spec, blocks)
     with cur.copy(COPY_RAW) as copy:
-        for block in blocks:
-            if layout is None:
-                layout, ignored = read_header(spec, block.split(b"\n", 1)[0])
+        for block in itertools.chain([first], blocks):
             copy.write(copy_ready(block))
-    if layout is None:
-        raise HeaderError(f"{spec.name}: the file is empty; expected a header ({', '.join(spec.required)})")
     return layout, ignored, cur.rowcount
 
 

@@ -52,7 +52,6 @@ from ltv_db.ingest import (
     COPY_RAW,
     Batch,
     FileDigest,
-    HeaderError,
     IngestError,
     IngestInvariantError,
     IngestResult,
@@ -64,7 +63,7 @@ from ltv_db.ingest import (
     entity_spec,
     file_chunks,
     new_batch,
-    read_header,
+    read_file_header,
     record_batch,
     stage_and_load,
     start_batch_transaction,
@@ -195,11 +194,9 @@ def ingest_events_parallel(
     transaction: it commits the batch row first and creates partitions for the chunks."""
     spec = entity_spec("events")
     digest = FileDigest(progress)
-    blocks = (copy_ready(b) for b in whole_line_blocks(file_chunks(path, min(CHUNK_SIZE, chunk_bytes)), digest))
-    first = next(blocks, None)
-    if first is None:
-        raise HeaderError(f"events: the file is empty; expected a header ({', '.join(spec.required)})")
-    layout, ignored = read_header(spec, first.split(b"\n", 1)[0])
+    raw_blocks = whole_line_blocks(file_chunks(path, min(CHUNK_SIZE, chunk_bytes)), digest)
+    layout, ignored, first = read_file_header(spec, raw_blocks)
+    blocks = (copy_ready(block) for block in itertools.chain([first], raw_blocks))
     with conn.transaction(), conn.cursor() as cur:
         batch_id = new_batch(cur, spec, str(path))
     loader = Loader(conn, connect, jobs, batch_id, str(path), layout)
@@ -208,7 +205,7 @@ def ingest_events_parallel(
         loader.create_partitions(sampled_months(path, layout.positions["occurred_at"]))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest-chunk") as pool:
             try:
-                lines = read_chunks(first, blocks, loader, pool, chunk_bytes, path.stat().st_size, jobs)
+                lines = read_chunks(blocks, loader, pool, chunk_bytes, path.stat().st_size, jobs)
             except BaseException as exc:  # the file could not be read, or Ctrl-C: stop the chunks
                 loader.errors.append(exc)
                 loader.failed.set()
@@ -246,7 +243,7 @@ def sampled_months(path: Path, occurred_at: int) -> list[date]:
     return sorted(months)
 
 
-def read_chunks(first: bytes, blocks: Iterator[bytes], loader: Loader, pool: ThreadPoolExecutor,
+def read_chunks(blocks: Iterator[bytes], loader: Loader, pool: ThreadPoolExecutor,
                 chunk_bytes: int, file_bytes: int, jobs: int) -> int:
     """Cut the file into chunks, hand each to the pool as it starts; the number of lines read.
 
@@ -258,7 +255,7 @@ def read_chunks(first: bytes, blocks: Iterator[bytes], loader: Loader, pool: Thr
     position = 0  # bytes handed out so far
     chunk: Chunk | None = None
     size = target = 0
-    for block in itertools.chain([first], blocks):
+    for block in blocks:
         if chunk is None:
             chunk = Chunk(first_line=line_no)
             pool.submit(loader.load, chunk)
