@@ -21,7 +21,7 @@ ingestion step (the ``ltv_db.ingest`` phase log), and the time of the trigger fu
 (``pg_stat_user_functions`` with ``track_functions = 'all'``).
 
 Then the design's floor, on the last copy: a plain COPY of the file into eight text columns
-(``bench_ingest.py``'s baseline), against the two indexed inserts every event needs whatever
+(``bench_ingest.baseline_copy``), against the two indexed inserts every event needs whatever
 the parsing — the rows just loaded copied by ``INSERT … SELECT`` into empty copies of the
 ledger and of the events table (``LIKE … INCLUDING ALL``: their primary keys and CHECKs; no
 triggers, no partition routing). Prints a Markdown report.
@@ -44,7 +44,15 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import REFERENCE_ENTITIES, cli, cpu_seconds, events_file, log, server  # noqa: E402
+from bench_ingest import (  # noqa: E402
+    REFERENCE_ENTITIES,
+    baseline_copy,
+    cli,
+    cpu_seconds,
+    events_file,
+    log,
+    server,
+)
 
 from ltv_db import ingest  # noqa: E402
 
@@ -135,30 +143,22 @@ def run_once(url: str, path: Path, variant: str) -> dict[str, float]:
 
 def design_floor(url: str, path: Path) -> dict[str, float]:
     """Backend CPU seconds of the plain COPY and of the two indexed inserts (see the docstring)."""
-    text_columns = ", ".join(f"{name} text" for name in ingest.EVENT_COLUMNS)
-    steps = {
-        "plain COPY into eight text columns": None,
+    _, copy_cpu = baseline_copy(url, path)
+    seconds = {"plain COPY into eight text columns": copy_cpu or 0.0}
+    inserts = {
         "ledger rows into a copy of ltv.revenue_event_keys":
             "INSERT INTO floor_keys SELECT * FROM ltv.revenue_event_keys",
         "event rows into a copy of ltv.revenue_events":
             "INSERT INTO floor_events SELECT * FROM ltv.revenue_events",
     }
-    seconds: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE floor_copy ({text_columns})")
         conn.execute("CREATE TABLE floor_keys (LIKE ltv.revenue_event_keys INCLUDING ALL)")
         conn.execute("CREATE TABLE floor_events (LIKE ltv.revenue_events INCLUDING ALL)")
         pid = conn.info.backend_pid
-        for step, statement in steps.items():
+        for step, statement in inserts.items():
             conn.execute("CHECKPOINT")
             before = cpu_seconds(pid) or 0.0
-            if statement is None:
-                with conn.cursor().copy("COPY floor_copy FROM STDIN WITH (FORMAT csv, HEADER true)") as copy, \
-                        path.open("rb") as source:
-                    while block := source.read(ingest.CHUNK_SIZE):
-                        copy.write(block)
-            else:
-                conn.execute(statement)
+            conn.execute(statement)
             seconds[step] = (cpu_seconds(pid) or 0.0) - before
     return seconds
 
